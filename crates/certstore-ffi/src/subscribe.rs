@@ -1,0 +1,113 @@
+//! `certstore_subscribe` / `certstore_unsubscribe`: events on the notifier thread.
+
+use std::panic::AssertUnwindSafe;
+
+use certstore::{Event, SubscriptionId};
+
+use crate::error::certstore_error;
+use crate::store::certstore_store;
+use crate::{certstore_code, guard};
+
+/// What happened.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum certstore_event_kind {
+    /// A new generation validated and is served now.
+    CERTSTORE_EVENT_ROTATED = 1,
+    /// A reload was refused; the previous generation is still served.
+    CERTSTORE_EVENT_RELOAD_FAILED = 2,
+}
+
+/// An event passed to a certstore_callback. Borrowed: valid only during the callback.
+#[repr(C)]
+#[derive(Debug)]
+pub struct certstore_event {
+    /// ROTATED or RELOAD_FAILED.
+    pub kind: certstore_event_kind,
+    /// ROTATED: the new generation. RELOAD_FAILED: the generation still served.
+    pub generation: u64,
+    /// RELOAD_FAILED: why (read it with certstore_error_message(); do not free it).
+    /// ROTATED: NULL.
+    pub error: *const certstore_error,
+}
+
+/// A subscription callback. Runs on the library's notifier thread, with no library lock held,
+/// one event at a time, in publication order. It may call any certstore function except
+/// certstore_free() on its own store (which returns CERTSTORE_ERR_IN_CALLBACK). Keep it short:
+/// it delays later events for every subscriber.
+pub type certstore_callback =
+    Option<unsafe extern "C" fn(event: *const certstore_event, user_data: libc::uintptr_t)>;
+
+/// Calls `callback(event, user_data)` for every event from now on. Sets `*out_subscription`
+/// to an id for certstore_unsubscribe(). `user_data` is passed through untouched (a pointer
+/// cast to uintptr_t, or a Go cgo.Handle).
+///
+/// # Safety
+/// `store` is NULL or live; `callback` is NULL or a function safe to call from another thread
+/// with `user_data` until certstore_unsubscribe() or certstore_free() returns;
+/// `out_subscription` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn certstore_subscribe(
+    store: *mut certstore_store,
+    callback: certstore_callback,
+    user_data: libc::uintptr_t,
+    out_subscription: *mut u64,
+) -> certstore_code {
+    if store.is_null() || out_subscription.is_null() {
+        return certstore_code::CERTSTORE_ERR_NULL_ARGUMENT;
+    }
+    let Some(callback) = callback else {
+        return certstore_code::CERTSTORE_ERR_NULL_ARGUMENT;
+    };
+    // SAFETY: non-NULL and live per the contract.
+    let store = unsafe { &*store };
+    let out_subscription = AssertUnwindSafe(out_subscription);
+    guard(AssertUnwindSafe(|| {
+        let id = store.store.subscribe(move |event: &Event| {
+            let (kind, error) = match event {
+                Event::Rotated { .. } => (certstore_event_kind::CERTSTORE_EVENT_ROTATED, None),
+                Event::ReloadFailed { error, .. } => (
+                    certstore_event_kind::CERTSTORE_EVENT_RELOAD_FAILED,
+                    Some(certstore_error::new(error.to_string())),
+                ),
+            };
+            let c_event = certstore_event {
+                kind,
+                generation: event.generation(),
+                error: error.as_ref().map_or(std::ptr::null(), |e| e as *const _),
+            };
+            // SAFETY: the subscriber promised `callback` may be called from this thread with
+            // `user_data`; `c_event` and the error it points to outlive the call.
+            unsafe { callback(&c_event, user_data) };
+        });
+        // SAFETY: non-NULL and writable (checked above).
+        unsafe { out_subscription.write(id.0) };
+        certstore_code::CERTSTORE_OK
+    }))
+}
+
+/// Ends a subscription. When it returns, the callback is not running and will not be called
+/// again — it waits for a running call to finish, so never call it while holding a lock your
+/// callback takes. Called from inside the callback itself it returns at once. Returns
+/// CERTSTORE_ERR_NOT_FOUND for an unknown (or already ended) id.
+///
+/// # Safety
+/// `store` is NULL or live.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn certstore_unsubscribe(
+    store: *mut certstore_store,
+    subscription: u64,
+) -> certstore_code {
+    if store.is_null() {
+        return certstore_code::CERTSTORE_ERR_NULL_ARGUMENT;
+    }
+    // SAFETY: non-NULL and live per the contract.
+    let store = unsafe { &*store };
+    guard(AssertUnwindSafe(|| {
+        if store.store.unsubscribe(SubscriptionId(subscription)) {
+            certstore_code::CERTSTORE_OK
+        } else {
+            certstore_code::CERTSTORE_ERR_NOT_FOUND
+        }
+    }))
+}

@@ -1,0 +1,208 @@
+//! Turns the bytes of one generation into a [`Snapshot`], or says precisely why not.
+//!
+//! Checks, in order: the chain parses (PEM, then X.509), the key parses and is not encrypted,
+//! the crypto provider can load the key and it matches the leaf's public key, the leaf is
+//! inside its validity window (per [`ValidityPolicy`]), and the CA bundle parses.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use rustls::crypto::CryptoProvider;
+use rustls::sign::CertifiedKey;
+use rustls_pki_types::pem::{self, PemObject};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+use crate::error::{Error, FileRole};
+use crate::options::{Options, ValidityPolicy};
+use crate::reader::RawFiles;
+use crate::snapshot::Snapshot;
+
+/// The crypto provider used to load keys: aws-lc-rs, which (unlike ring) loads P-521 keys, so
+/// every key Go's crypto/tls accepts loads here too.
+pub(crate) fn provider() -> &'static Arc<CryptoProvider> {
+    static PROVIDER: std::sync::OnceLock<Arc<CryptoProvider>> = std::sync::OnceLock::new();
+    PROVIDER.get_or_init(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+}
+
+/// Validates `raw` and builds the snapshot that would become `generation`.
+pub(crate) fn validate(
+    raw: RawFiles,
+    options: &Options,
+    generation: u64,
+    now_unix: i64,
+) -> Result<Snapshot, Error> {
+    let chain = parse_certs(FileRole::Certificate, &options.cert_path, &raw.cert)?;
+    let leaf_der = chain[0].clone();
+    let leaf = parse_x509(FileRole::Certificate, &options.cert_path, 0, &leaf_der)?;
+    let not_before = leaf.validity().not_before.timestamp();
+    let not_after = leaf.validity().not_after.timestamp();
+    let serial_hex = serial_hex(leaf.raw_serial());
+    drop(leaf);
+
+    let key = parse_key(&options.key_path, &raw.key)?;
+    let certified_key = CertifiedKey::from_der(chain, key, provider()).map_err(|e| match e {
+        rustls::Error::InconsistentKeys(_) => Error::KeyMismatch {
+            cert: options.cert_path.clone(),
+            key: options.key_path.clone(),
+        },
+        // rustls' messages for key loading name the algorithm problem, never key bytes.
+        other => Error::UnsupportedKey {
+            path: options.key_path.clone(),
+            reason: other.to_string(),
+        },
+    })?;
+
+    if options.validity == ValidityPolicy::Enforce {
+        if now_unix < not_before {
+            return Err(Error::NotYetValid {
+                path: options.cert_path.clone(),
+                not_before,
+            });
+        }
+        if now_unix > not_after {
+            return Err(Error::Expired {
+                path: options.cert_path.clone(),
+                not_after,
+            });
+        }
+    }
+
+    let ca_certs = match (&options.ca_path, &raw.ca) {
+        (Some(path), Some(bytes)) => {
+            let certs = parse_certs(FileRole::CaBundle, path, bytes)?;
+            for (index, der) in certs.iter().enumerate() {
+                parse_x509(FileRole::CaBundle, path, index, der)?;
+            }
+            certs
+        }
+        _ => Vec::new(),
+    };
+
+    let fingerprint = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, leaf_der.as_ref());
+    let mut fingerprint_sha256 = [0u8; 32];
+    fingerprint_sha256.copy_from_slice(fingerprint.as_ref());
+
+    Ok(Snapshot {
+        generation,
+        cert_pem: raw.cert,
+        key_pem: raw.key,
+        ca_pem: raw.ca,
+        ca_certs,
+        certified_key: Arc::new(certified_key),
+        not_before,
+        not_after,
+        serial_hex,
+        fingerprint_sha256,
+        content_hash: raw.content_hash,
+        loaded_at: SystemTime::now(),
+    })
+}
+
+fn pem_reason(e: &pem::Error) -> &'static str {
+    match e {
+        pem::Error::MissingSectionEnd { .. } => "a BEGIN line has no matching END line (truncated?)",
+        pem::Error::IllegalSectionStart { .. } => "a BEGIN line is malformed",
+        pem::Error::Base64Decode(_) => "the base64 body does not decode",
+        pem::Error::SectionTooLarge => "a PEM section is too large",
+        _ => "unreadable PEM",
+    }
+}
+
+fn parse_certs(
+    role: FileRole,
+    path: &Path,
+    bytes: &[u8],
+) -> Result<Vec<CertificateDer<'static>>, Error> {
+    let mut certs = Vec::new();
+    for item in CertificateDer::pem_slice_iter(bytes) {
+        certs.push(item.map_err(|e| Error::MalformedPem {
+            role,
+            path: path.to_path_buf(),
+            reason: pem_reason(&e),
+        })?);
+    }
+    if certs.is_empty() {
+        return Err(Error::NothingFound {
+            role,
+            path: path.to_path_buf(),
+            expected: "PEM CERTIFICATE block",
+        });
+    }
+    Ok(certs)
+}
+
+fn parse_x509<'a>(
+    role: FileRole,
+    path: &Path,
+    index: usize,
+    der: &'a CertificateDer<'_>,
+) -> Result<X509Certificate<'a>, Error> {
+    match X509Certificate::from_der(der.as_ref()) {
+        Ok((rest, cert)) if rest.is_empty() => Ok(cert),
+        Ok(_) => Err(Error::InvalidCertificate {
+            role,
+            path: path.to_path_buf(),
+            index,
+            reason: "trailing bytes after the certificate".into(),
+        }),
+        Err(e) => Err(Error::InvalidCertificate {
+            role,
+            path: path.to_path_buf(),
+            index,
+            reason: e.to_string(),
+        }),
+    }
+}
+
+fn parse_key(path: &Path, bytes: &[u8]) -> Result<PrivateKeyDer<'static>, Error> {
+    // Both PKCS#8 "ENCRYPTED PRIVATE KEY" and legacy "Proc-Type: 4,ENCRYPTED" say so in clear
+    // text; without this check they would surface as the less helpful "no key found".
+    let says_encrypted = bytes.split(|&b| b == b'\n').any(|line| {
+        line.starts_with(b"-----BEGIN ENCRYPTED")
+            || (line.starts_with(b"Proc-Type:") && line.ends_with(b"ENCRYPTED"))
+            || (line.starts_with(b"Proc-Type:") && line.ends_with(b"ENCRYPTED\r"))
+    });
+    if says_encrypted {
+        return Err(Error::EncryptedKey {
+            path: path.to_path_buf(),
+        });
+    }
+    PrivateKeyDer::from_pem_slice(bytes).map_err(|e| match e {
+        pem::Error::NoItemsFound => Error::NothingFound {
+            role: FileRole::PrivateKey,
+            path: path.to_path_buf(),
+            expected: "PEM PRIVATE KEY, RSA PRIVATE KEY or EC PRIVATE KEY block",
+        },
+        other => Error::MalformedPem {
+            role: FileRole::PrivateKey,
+            path: path.to_path_buf(),
+            reason: pem_reason(&other),
+        },
+    })
+}
+
+/// Lowercase hex of a DER INTEGER's magnitude without leading zeros ("0" for zero).
+fn serial_hex(raw: &[u8]) -> String {
+    let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    let trimmed = hex.trim_start_matches('0');
+    if trimmed.is_empty() {
+        "0".to_owned()
+    } else {
+        trimmed.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::serial_hex;
+
+    #[test]
+    fn serial_hex_matches_big_int_text() {
+        assert_eq!(serial_hex(&[0x00, 0x0a, 0xbc]), "abc");
+        assert_eq!(serial_hex(&[0x7f, 0x01]), "7f01");
+        assert_eq!(serial_hex(&[0x00]), "0");
+        assert_eq!(serial_hex(&[]), "0");
+    }
+}

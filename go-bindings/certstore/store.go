@@ -1,0 +1,486 @@
+package certstore
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"runtime/cgo"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Options says which files a Store serves and how it watches them.
+type Options struct {
+	// CertFile is the PEM certificate chain, leaf first. KeyFile is its unencrypted PEM
+	// private key. CAFile is an optional PEM CA bundle: the client CAs of a server config,
+	// the roots of a client config.
+	CertFile, KeyFile, CAFile string
+	// DisableWatch turns off the inotify watch on the parent directories (the fast path).
+	DisableWatch bool
+	// ReloadInterval is the safety re-read of the files (content compared by hash).
+	// 0 means the default (1m); a negative value disables it.
+	ReloadInterval time.Duration
+	// MaxFileSize is the largest file accepted, in bytes. 0 means the default (1 MiB).
+	MaxFileSize int64
+	// AllowInvalidValidity serves a leaf outside its validity window (expired or not yet
+	// valid) instead of refusing it. For tests and devices without a clock.
+	AllowInvalidValidity bool
+	// CAOverlap keeps trusting the previous CA bundle this long after the CA bundle changed,
+	// so peers that have not rotated yet are not cut off. 0 means no overlap.
+	CAOverlap time.Duration
+}
+
+// Snapshot is one validated generation of the files, as Go values. It is immutable: do not
+// modify what it points to.
+type Snapshot struct {
+	// Certificate is the chain and key, with Leaf set.
+	Certificate tls.Certificate
+	// CACerts are the certificates of the current CA bundle (nil without a CA file).
+	CACerts []*x509.Certificate
+	// CAPool is the current trust: CACerts plus, during a CA overlap, the previous bundle.
+	// nil without a CA file.
+	CAPool *x509.CertPool
+	// Generation counts published generations, starting at 1.
+	Generation uint64
+	// NotBefore and NotAfter are the validity window of the leaf.
+	NotBefore, NotAfter time.Time
+	// Serial is the leaf serial number in lowercase hex.
+	Serial string
+	// FingerprintSHA256 is the SHA-256 of the leaf DER.
+	FingerprintSHA256 [32]byte
+}
+
+// EventKind says what happened to a Store.
+type EventKind int
+
+const (
+	// EventRotated: a new generation is served.
+	EventRotated EventKind = iota + 1
+	// EventReloadFailed: new files were refused; the previous generation is still served.
+	EventReloadFailed
+)
+
+func (k EventKind) String() string {
+	switch k {
+	case EventRotated:
+		return "rotated"
+	case EventReloadFailed:
+		return "reload-failed"
+	}
+	return fmt.Sprintf("EventKind(%d)", int(k))
+}
+
+// Event is delivered to Subscribe callbacks.
+type Event struct {
+	Kind EventKind
+	// Generation is the new generation (EventRotated) or the one still served
+	// (EventReloadFailed).
+	Generation uint64
+	// Err says why a reload failed (EventReloadFailed only).
+	Err error
+}
+
+// Status is a point-in-time view of a Store's counters.
+type Status struct {
+	Generation, ReloadsOK, ReloadsFailed uint64
+	LastSuccess, LastFailure             time.Time
+	// LastError is the reason of the last failed reload, nil when the last reload succeeded.
+	LastError error
+	// NotAfter is the end of the validity window of the served leaf.
+	NotAfter time.Time
+}
+
+// Error is an error reported by the Rust library.
+type Error struct {
+	Op       string // "load", "reload", ...
+	Code     int    // certstore_code
+	CodeName string // e.g. "CERTSTORE_ERR_LOAD"
+	Message  string // human-readable reason, names the file
+}
+
+func (e *Error) Error() string {
+	if e.Message == "" {
+		return "certstore: " + e.Op + ": " + e.CodeName
+	}
+	return "certstore: " + e.Op + ": " + e.Message
+}
+
+// ErrClosed is returned by the methods of a closed Store.
+var ErrClosed = errors.New("certstore: store is closed")
+
+// state is what the handshake path reads with one atomic load: a generation plus the trust
+// that goes with it. It is replaced, never modified; a CA overlap ending replaces it too
+// (same generation, smaller pool).
+type state struct {
+	seq    uint64 // increases with every state installed
+	snap   *Snapshot
+	hasCA  bool
+	caHash [32]byte
+	prevCA []*x509.Certificate // previous CA bundle during an overlap, else nil
+	dropAt int64               // unix nanoseconds when prevCA is dropped; 0 = no overlap
+}
+
+// Store serves the current generation of a certificate, key and optional CA bundle, following
+// rotations on disk. Its methods are safe for concurrent use.
+type Store struct {
+	opts       Options
+	ticketKeys [][32]byte
+	now        func() time.Time // injectable for tests
+
+	// cmu guards c: cgo calls hold it for reading, Close takes it for writing.
+	cmu    sync.RWMutex
+	c      *cStore
+	closed atomic.Bool
+	once   sync.Once
+
+	handle cgo.Handle
+	subID  uint64
+
+	// mu serializes rebuilding the state (never held by the handshake path).
+	mu           sync.Mutex
+	st           atomic.Pointer[state]
+	seq          uint64
+	overlapTimer *time.Timer
+	bindings     []*serverBinding
+
+	// Go subscribers run on a dispatcher goroutine, never on the library's thread.
+	evMu    sync.Mutex
+	evQueue []Event
+	subs    map[uint64]*subscriber
+	nextSub uint64
+	evWake  chan struct{}
+	evStop  chan struct{}
+}
+
+type subscriber struct {
+	fn       func(Event)
+	canceled atomic.Bool
+}
+
+// Open loads and validates the files and starts following them. It fails with an *Error that
+// names the file and the reason when the initial files are unusable.
+func Open(o Options) (*Store, error) {
+	return open(o, time.Now)
+}
+
+// open is Open with an injectable clock (tests drive CA overlaps with it).
+func open(o Options, now func() time.Time) (*Store, error) {
+	s := &Store{
+		opts:   o,
+		now:    now,
+		subs:   make(map[uint64]*subscriber),
+		evWake: make(chan struct{}, 1),
+		evStop: make(chan struct{}),
+	}
+	// One set of session ticket keys per Store, shared by every generation's config, so a
+	// ticket issued before a rotation still resumes after it.
+	s.ticketKeys = make([][32]byte, 1)
+	if _, err := rand.Read(s.ticketKeys[0][:]); err != nil {
+		return nil, fmt.Errorf("certstore: session ticket key: %w", err)
+	}
+
+	cs, err := cOpen(o)
+	if err != nil {
+		return nil, err
+	}
+	s.c = cs
+	go s.dispatch()
+	s.handle = cgo.NewHandle(s)
+	id, err := cSubscribe(cs, s.handle)
+	if err != nil {
+		_ = cFree(cs.p)
+		s.handle.Delete()
+		close(s.evStop)
+		return nil, err
+	}
+	s.subID = id
+	// Built after subscribing, so a rotation between load and subscribe is not missed.
+	if err := s.refresh(); err != nil {
+		_ = s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// current returns the state to serve, ending an expired CA overlap first. It does no cgo call
+// and no allocation unless an overlap just ended.
+func (s *Store) current() *state {
+	st := s.st.Load()
+	if st.dropAt != 0 && s.now().UnixNano() >= st.dropAt {
+		s.endOverlap()
+		st = s.st.Load()
+	}
+	return st
+}
+
+// refresh installs the library's current generation if it is newer than the one Go holds.
+func (s *Store) refresh() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var have uint64
+	if st := s.st.Load(); st != nil {
+		have = st.snap.Generation
+	}
+	s.cmu.RLock()
+	if s.c == nil {
+		s.cmu.RUnlock()
+		return ErrClosed
+	}
+	if have != 0 && cGeneration(s.c.p) <= have {
+		s.cmu.RUnlock()
+		return nil
+	}
+	raw, err := cCurrent(s.c.p, have)
+	s.cmu.RUnlock()
+	if err != nil || raw == nil {
+		return err
+	}
+	snap, err := buildSnapshot(raw)
+	if err != nil {
+		return err
+	}
+	s.installLocked(snap)
+	return nil
+}
+
+// installLocked builds the state for a new generation, with the CA overlap policy, and
+// publishes it. s.mu is held.
+func (s *Store) installLocked(snap *Snapshot) {
+	old := s.st.Load()
+	now := s.now()
+	st := &state{snap: snap}
+	if s.opts.CAFile != "" {
+		st.hasCA = true
+		h := sha256.New()
+		for _, c := range snap.CACerts {
+			h.Write(c.Raw)
+		}
+		copy(st.caHash[:], h.Sum(nil))
+		switch {
+		case old == nil:
+		case old.caHash != st.caHash:
+			if s.opts.CAOverlap > 0 {
+				st.prevCA = old.snap.CACerts
+				st.dropAt = now.Add(s.opts.CAOverlap).UnixNano()
+			}
+		case old.dropAt != 0 && now.UnixNano() < old.dropAt:
+			st.prevCA, st.dropAt = old.prevCA, old.dropAt // same bundle: the overlap goes on
+		}
+		pool := x509.NewCertPool()
+		for _, c := range snap.CACerts {
+			pool.AddCert(c)
+		}
+		for _, c := range st.prevCA {
+			pool.AddCert(c)
+		}
+		snap.CAPool = pool
+	}
+	s.publishLocked(st)
+	if st.dropAt != 0 {
+		if s.overlapTimer != nil {
+			s.overlapTimer.Stop()
+		}
+		s.overlapTimer = time.AfterFunc(time.Duration(st.dropAt-now.UnixNano()), s.endOverlap)
+	}
+}
+
+// publishLocked makes st the served state and prebuilds every server config for it, so the
+// first handshake after a rotation does not pay for it. s.mu is held.
+func (s *Store) publishLocked(st *state) {
+	s.seq++
+	st.seq = s.seq
+	s.st.Store(st)
+	for _, b := range s.bindings {
+		b.get(st)
+	}
+}
+
+// endOverlap drops the previous CA bundle once its grace period is over.
+func (s *Store) endOverlap() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := s.st.Load()
+	if old.dropAt == 0 || s.now().UnixNano() < old.dropAt {
+		return
+	}
+	snap := *old.snap
+	pool := x509.NewCertPool()
+	for _, c := range snap.CACerts {
+		pool.AddCert(c)
+	}
+	snap.CAPool = pool
+	s.publishLocked(&state{snap: &snap, hasCA: old.hasCA, caHash: old.caHash})
+}
+
+// Current returns the generation being served.
+func (s *Store) Current() (*Snapshot, error) {
+	if err := s.refresh(); err != nil {
+		return nil, err
+	}
+	snap := *s.current().snap
+	return &snap, nil
+}
+
+// Generation returns the generation Go serves, without calling into the library.
+func (s *Store) Generation() uint64 {
+	return s.st.Load().snap.Generation
+}
+
+// Reload re-reads the files now (e.g. on SIGHUP). It returns nil when the files are unchanged
+// or a new generation was published; once it returns nil, new handshakes get that generation.
+// A refused reload returns the reason; the previous generation is still served.
+func (s *Store) Reload() error {
+	s.cmu.RLock()
+	if s.c == nil {
+		s.cmu.RUnlock()
+		return ErrClosed
+	}
+	err := cReload(s.c.p)
+	s.cmu.RUnlock()
+	if err != nil {
+		return err
+	}
+	return s.refresh()
+}
+
+// Status returns the counters of the store. After Close it returns the last known generation
+// and LastError ErrClosed.
+func (s *Store) Status() Status {
+	s.cmu.RLock()
+	if s.c == nil {
+		s.cmu.RUnlock()
+		snap := s.st.Load().snap
+		return Status{Generation: snap.Generation, NotAfter: snap.NotAfter, LastError: ErrClosed}
+	}
+	st, err := cStatus(s.c.p)
+	s.cmu.RUnlock()
+	if err != nil {
+		st.LastError = err
+		return st
+	}
+	if st.Generation > s.Generation() {
+		_ = s.refresh()
+	}
+	return st
+}
+
+// Subscribe calls fn for every event, in order, on a goroutine of the Store (never on the
+// library's thread, so fn may call any method, Close included). A slow fn delays later events
+// but never a handshake. After cancel returns, fn is not called again unless a call is
+// already running.
+func (s *Store) Subscribe(fn func(Event)) (cancel func()) {
+	s.evMu.Lock()
+	defer s.evMu.Unlock()
+	if s.closed.Load() || fn == nil {
+		return func() {}
+	}
+	s.nextSub++
+	id := s.nextSub
+	sub := &subscriber{fn: fn}
+	s.subs[id] = sub
+	return func() {
+		sub.canceled.Store(true)
+		s.evMu.Lock()
+		delete(s.subs, id)
+		s.evMu.Unlock()
+	}
+}
+
+func (s *Store) onRotated(gen uint64) {
+	_ = s.refresh()
+	s.enqueue(Event{Kind: EventRotated, Generation: gen})
+}
+
+func (s *Store) onReloadFailed(gen uint64, err error) {
+	s.enqueue(Event{Kind: EventReloadFailed, Generation: gen, Err: err})
+}
+
+func (s *Store) enqueue(ev Event) {
+	s.evMu.Lock()
+	if s.closed.Load() {
+		s.evMu.Unlock()
+		return
+	}
+	s.evQueue = append(s.evQueue, ev)
+	s.evMu.Unlock()
+	select {
+	case s.evWake <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Store) dispatch() {
+	var subs []*subscriber
+	for {
+		select {
+		case <-s.evWake:
+		case <-s.evStop:
+			return
+		}
+		for {
+			s.evMu.Lock()
+			if len(s.evQueue) == 0 || s.closed.Load() {
+				s.evQueue = nil
+				s.evMu.Unlock()
+				break
+			}
+			ev := s.evQueue[0]
+			s.evQueue = s.evQueue[1:]
+			subs = subs[:0]
+			for _, sub := range s.subs {
+				subs = append(subs, sub)
+			}
+			s.evMu.Unlock()
+			for _, sub := range subs {
+				if !sub.canceled.Load() {
+					sub.fn(ev)
+				}
+			}
+		}
+	}
+}
+
+// Close stops watching the files and frees the library's store. It is idempotent. Configs
+// made by ServerTLSConfig and ClientTLSConfig keep serving the last generation, so Close is
+// safe while handshakes run. Subscribers receive no event after Close returns, except one
+// already running.
+func (s *Store) Close() error {
+	var err error
+	s.once.Do(func() {
+		s.evMu.Lock()
+		s.closed.Store(true)
+		s.evQueue = nil
+		s.subs = map[uint64]*subscriber{}
+		s.evMu.Unlock()
+		close(s.evStop)
+
+		// Unsubscribe with no lock held: it waits for a running callback, which takes s.mu
+		// and s.cmu.
+		s.cmu.RLock()
+		cs := s.c
+		s.cmu.RUnlock()
+		if cs == nil {
+			return
+		}
+		err = cUnsubscribe(cs.p, s.subID)
+		s.handle.Delete()
+
+		s.cmu.Lock()
+		s.c = nil
+		s.cmu.Unlock()
+		if ferr := cFree(cs.p); err == nil {
+			err = ferr
+		}
+
+		s.mu.Lock()
+		if s.overlapTimer != nil {
+			s.overlapTimer.Stop()
+		}
+		s.mu.Unlock()
+	})
+	return err
+}

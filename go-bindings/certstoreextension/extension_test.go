@@ -1,0 +1,303 @@
+// Copyright The certstore Authors
+// SPDX-License-Identifier: Apache-2.0
+
+package certstoreextension
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"math/big"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componentstatus"
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/extension"
+	"go.opentelemetry.io/collector/extension/extensiontest"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/peer"
+)
+
+// statusHost records the status events reported by the extension.
+type statusHost struct {
+	component.Host
+	mu     sync.Mutex
+	events []*componentstatus.Event
+	exts   map[component.ID]component.Component
+}
+
+var _ componentstatus.Reporter = (*statusHost)(nil)
+
+func newStatusHost() *statusHost {
+	return &statusHost{Host: componenttest.NewNopHost(), exts: map[component.ID]component.Component{}}
+}
+
+func (h *statusHost) Report(ev *componentstatus.Event) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.events = append(h.events, ev)
+}
+
+func (h *statusHost) GetExtensions() map[component.ID]component.Component { return h.exts }
+
+func (h *statusHost) last() *componentstatus.Event {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.events) == 0 {
+		return nil
+	}
+	return h.events[len(h.events)-1]
+}
+
+func startExtension(t *testing.T, name string, cfg *Config, host *statusHost, tel *componenttest.Telemetry) *certstoreExtension {
+	t.Helper()
+	require.NoError(t, cfg.Validate())
+	set := extensiontest.NewNopSettings(Type)
+	set.ID = component.MustNewIDWithName("certstore", name)
+	if tel != nil {
+		set.TelemetrySettings = tel.NewTelemetrySettings()
+	}
+	ext, err := NewFactory().Create(context.Background(), set, cfg)
+	require.NoError(t, err)
+	require.NoError(t, ext.Start(context.Background(), host))
+	t.Cleanup(func() { require.NoError(t, ext.Shutdown(context.Background())) })
+	host.exts[set.ID] = ext
+	return ext.(*certstoreExtension)
+}
+
+func config(d certDir, withCA bool) *Config {
+	cfg := createDefaultConfig().(*Config)
+	cfg.CertFile, cfg.KeyFile = d.cert(), d.key()
+	if withCA {
+		cfg.CAFile = d.ca()
+	}
+	return cfg
+}
+
+func servedSerial(t *testing.T, addr string, cfg *tls.Config) (*big.Int, error) {
+	t.Helper()
+	c := cfg.Clone()
+	c.NextProtos = []string{"h2"}
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, c)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	if err := conn.Handshake(); err != nil {
+		return nil, err
+	}
+	return conn.ConnectionState().PeerCertificates[0].SerialNumber, nil
+}
+
+func metricValue(t *testing.T, tel *componenttest.Telemetry, name string, attrs ...attribute.KeyValue) (int64, bool) {
+	t.Helper()
+	m, err := tel.GetMetric(name)
+	if err != nil {
+		return 0, false
+	}
+	var points []metricdata.DataPoint[int64]
+	switch d := m.Data.(type) {
+	case metricdata.Gauge[int64]:
+		points = d.DataPoints
+	case metricdata.Sum[int64]:
+		points = d.DataPoints
+	}
+	for _, p := range points {
+		match := true
+		for _, a := range attrs {
+			v, ok := p.Attributes.Value(a.Key)
+			match = match && ok && v == a.Value
+		}
+		if match {
+			return p.Value, true
+		}
+	}
+	return 0, false
+}
+
+func TestStatusMetricsAndBadRotation(t *testing.T) {
+	ca := newTestCA(t, "status CA")
+	c1, k1, s1 := ca.issue(t, "server-1", 24*time.Hour)
+	d := newCertDir(t, c1, k1, ca.pem)
+	tel := componenttest.NewTelemetry()
+	t.Cleanup(func() { require.NoError(t, tel.Shutdown(context.Background())) })
+	host := newStatusHost()
+	cfg := config(d, false)
+	cfg.ExpiryWarning = time.Hour
+	ext := startExtension(t, "status", cfg, host, tel)
+	inst := attribute.String("certstore.extension", "certstore/status")
+
+	require.NotNil(t, host.last())
+	assert.Equal(t, componentstatus.StatusOK, host.last().Status())
+	snap, err := ext.store.Current()
+	require.NoError(t, err)
+	gen1 := snap.Generation
+	v, ok := metricValue(t, tel, "certstore.certificate.generation", inst)
+	require.True(t, ok)
+	assert.Equal(t, int64(gen1), v)
+	v, ok = metricValue(t, tel, "certstore.certificate.not_after", inst)
+	require.True(t, ok)
+	assert.Equal(t, snap.NotAfter.Unix(), v)
+	_, ok = metricValue(t, tel, "certstore.reload.last_success", inst)
+	require.True(t, ok)
+
+	// Bad rotation: a new certificate with the key of another one.
+	c2, _, _ := ca.issue(t, "server-2", 24*time.Hour)
+	_, kOther, _ := ca.issue(t, "other", 24*time.Hour)
+	d.write(t, c2, kOther, nil)
+	waitFor(t, "recoverable error after a bad rotation", func() bool {
+		ev := host.last()
+		return ev.Status() == componentstatus.StatusRecoverableError && ev.Err() != nil
+	})
+	assert.Contains(t, host.last().Err().Error(), "certificate reload failed")
+	snap, err = ext.store.Current()
+	require.NoError(t, err)
+	assert.Equal(t, gen1, snap.Generation, "the last good certificate stays")
+	assert.Equal(t, 0, s1.Cmp(snap.Certificate.Leaf.SerialNumber))
+	waitFor(t, "reload failure metric", func() bool {
+		v, ok := metricValue(t, tel, "certstore.reloads", inst, attribute.String("result", "failure"))
+		return ok && v >= 1
+	})
+
+	// The next good rotation recovers.
+	c3, k3, s3 := ca.issue(t, "server-3", 24*time.Hour)
+	d.write(t, c3, k3, nil)
+	waitFor(t, "OK after a good rotation", func() bool { return host.last().Status() == componentstatus.StatusOK })
+	snap, err = ext.store.Current()
+	require.NoError(t, err)
+	assert.Equal(t, 0, s3.Cmp(snap.Certificate.Leaf.SerialNumber))
+	assert.Greater(t, snap.Generation, gen1)
+	waitFor(t, "generation metric", func() bool {
+		v, ok := metricValue(t, tel, "certstore.certificate.generation", inst)
+		return ok && v == int64(snap.Generation)
+	})
+	v, ok = metricValue(t, tel, "certstore.reloads", inst, attribute.String("result", "success"))
+	require.True(t, ok)
+	assert.GreaterOrEqual(t, v, int64(2))
+
+	// A certificate expiring within expiry_warning is a warning (recoverable error).
+	c4, k4, _ := ca.issue(t, "server-4", 30*time.Minute)
+	d.write(t, c4, k4, nil)
+	waitFor(t, "expiry warning", func() bool {
+		ev := host.last()
+		return ev.Status() == componentstatus.StatusRecoverableError && ev.Err() != nil
+	})
+	assert.Contains(t, host.last().Err().Error(), "within expiry_warning 1h0m0s")
+}
+
+func TestGRPCMiddlewareHandshakeAndRotation(t *testing.T) {
+	ca := newTestCA(t, "grpc CA")
+	sc1, sk1, ss1 := ca.issue(t, "server-1", 24*time.Hour)
+	cc1, ck1, _ := ca.issue(t, "client-1", 24*time.Hour)
+	srvDir := newCertDir(t, sc1, sk1, ca.pem)
+	cliDir := newCertDir(t, cc1, ck1, ca.pem)
+	host := newStatusHost()
+
+	srvCfg := config(srvDir, true)
+	srvCfg.ClientAuth = ClientAuthRequire
+	srvExt := startExtension(t, "server", srvCfg, host, nil)
+	cliExt := startExtension(t, "client", config(cliDir, true), host, nil)
+
+	// The interface custom components use.
+	p, err := GetTLSConfigProvider(host, component.MustNewIDWithName("certstore", "server"))
+	require.NoError(t, err)
+	require.NotNil(t, p.ServerTLSConfig())
+	assert.Equal(t, []string{"h2", "http/1.1"}, p.ServerTLSConfig().NextProtos)
+	_, err = GetTLSConfigProvider(host, component.MustNewIDWithName("certstore", "missing"))
+	require.ErrorContains(t, err, "not found")
+
+	srvOpts, err := srvExt.GetGRPCServerOptions(context.Background())
+	require.NoError(t, err)
+	srv := grpc.NewServer(srvOpts...)
+	healthpb.RegisterHealthServer(srv, health.NewServer())
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(srv.Stop)
+	addr := lis.Addr().String()
+
+	cliOpts, err := cliExt.GetGRPCClientOptions(context.Background())
+	require.NoError(t, err)
+	check := func() (*big.Int, error) {
+		conn, err := grpc.NewClient(addr, cliOpts...)
+		if err != nil {
+			return nil, err
+		}
+		defer conn.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		var pr peer.Peer
+		resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{}, grpc.Peer(&pr))
+		if err != nil {
+			return nil, err
+		}
+		if resp.Status != healthpb.HealthCheckResponse_SERVING {
+			t.Fatalf("health status %v", resp.Status)
+		}
+		info := pr.AuthInfo.(credentials.TLSInfo)
+		assert.Equal(t, "h2", info.State.NegotiatedProtocol)
+		return info.State.PeerCertificates[0].SerialNumber, nil
+	}
+	serial, err := check()
+	require.NoError(t, err)
+	assert.Equal(t, 0, ss1.Cmp(serial))
+
+	// Rotate the server certificate: new connections get it without a restart.
+	sc2, sk2, ss2 := ca.issue(t, "server-2", 24*time.Hour)
+	srvDir.write(t, sc2, sk2, nil)
+	waitFor(t, "new serial over gRPC", func() bool {
+		s, err := check()
+		return err == nil && s.Cmp(ss2) == 0
+	})
+
+	// Rotate the client certificate: the client keeps working.
+	cc2, ck2, _ := ca.issue(t, "client-2", 24*time.Hour)
+	cliDir.write(t, cc2, ck2, nil)
+	waitFor(t, "client rotation", func() bool {
+		snap, err := cliExt.store.Current()
+		return err == nil && snap.Certificate.Leaf.Subject.CommonName == "client-2"
+	})
+	_, err = check()
+	require.NoError(t, err)
+
+	// mTLS: a client without a certificate is refused.
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca.pem)
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: pool, ServerName: "127.0.0.1"})))
+	require.NoError(t, err)
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err = healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
+	require.Error(t, err, "a client without a certificate must be refused")
+
+	// A plain TLS client sees the current serial too (this is what openssl s_client does).
+	s, err := servedSerial(t, addr, cliExt.ClientTLSConfig())
+	require.NoError(t, err)
+	assert.Equal(t, 0, ss2.Cmp(s))
+}
+
+func TestSeveralInstances(t *testing.T) {
+	ca := newTestCA(t, "multi CA")
+	c1, k1, _ := ca.issue(t, "a", time.Hour*24)
+	c2, k2, _ := ca.issue(t, "b", time.Hour*24)
+	host := newStatusHost()
+	a := startExtension(t, "a", config(newCertDir(t, c1, k1, ca.pem), false), host, nil)
+	b := startExtension(t, "b", config(newCertDir(t, c2, k2, ca.pem), false), host, nil)
+	sa, _ := a.store.Current()
+	sb, _ := b.store.Current()
+	assert.Equal(t, "a", sa.Certificate.Leaf.Subject.CommonName)
+	assert.Equal(t, "b", sb.Certificate.Leaf.Subject.CommonName)
+	var _ extension.Extension = a
+}
