@@ -13,7 +13,7 @@ package certstore
 #include "certstore.h"
 
 // Defined in bridge.c: forwards the library's callback to the exported Go function.
-extern void certstoreGoTrampoline(const certstore_event *event, uintptr_t user_data);
+extern void certstoreGoTrampoline(const certstore_event *event, size_t user_data);
 */
 import "C"
 
@@ -37,7 +37,7 @@ type rawSnapshot struct {
 
 // newError turns a status code and an optional certstore_error into a Go error and frees the
 // certstore_error. It returns nil for CERTSTORE_OK.
-func newError(op string, code C.certstore_code, cerr *C.certstore_error) error {
+func newError(op string, code C.enum_certstore_code, cerr *C.certstore_error) error {
 	if cerr != nil {
 		defer C.certstore_error_free(cerr)
 	}
@@ -50,6 +50,9 @@ func newError(op string, code C.certstore_code, cerr *C.certstore_error) error {
 	}
 	return e
 }
+
+// validityIgnore is CERTSTORE_VALIDITY_IGNORE (certstore_validity_policy).
+const validityIgnore = 1
 
 // cStore wraps the library's opaque store pointer so that files without cgo can hold it.
 type cStore struct{ p *C.certstore_store }
@@ -85,7 +88,9 @@ func cOpen(o Options) (*cStore, error) {
 		copts.max_file_size = C.uint64_t(o.MaxFileSize)
 	}
 	if o.AllowInvalidValidity {
-		copts.validity = C.CERTSTORE_VALIDITY_IGNORE
+		// CERTSTORE_VALIDITY_IGNORE. cbindgen leaves the enum certstore_validity_policy out of
+		// the header (no function takes it), so its value is spelled here.
+		copts.validity = validityIgnore
 	}
 
 	var cs *C.certstore_store
@@ -99,7 +104,7 @@ func cOpen(o Options) (*cStore, error) {
 
 func cSubscribe(cs *cStore, h cgo.Handle) (uint64, error) {
 	var id C.uint64_t
-	code := C.certstore_subscribe(cs.p, C.certstore_callback(C.certstoreGoTrampoline), C.uintptr_t(h), &id)
+	code := C.certstore_subscribe(cs.p, C.certstore_callback(C.certstoreGoTrampoline), C.size_t(h), &id)
 	if err := newError("subscribe", code, nil); err != nil {
 		return 0, err
 	}
@@ -200,7 +205,7 @@ func cCurrent(cs *C.certstore_store, have uint64) (*rawSnapshot, error) {
 // the Rust frames below it and would take the process down.
 //
 //export certstoreGoEvent
-func certstoreGoEvent(ev *C.certstore_event, userData C.uintptr_t) {
+func certstoreGoEvent(ev *C.certstore_event, userData C.size_t) {
 	defer func() { _ = recover() }()
 	if ev == nil || userData == 0 {
 		return

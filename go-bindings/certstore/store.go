@@ -363,7 +363,12 @@ func (s *Store) Status() Status {
 		return st
 	}
 	if st.Generation > s.Generation() {
-		_ = s.refresh()
+		if err := s.refresh(); err != nil && !errors.Is(err, ErrClosed) {
+			// The library published a generation Go could not turn into a tls.Certificate:
+			// the previous one is still served, say so.
+			st.LastError = err
+			st.Generation = s.Generation()
+		}
 	}
 	return st
 }
@@ -391,7 +396,14 @@ func (s *Store) Subscribe(fn func(Event)) (cancel func()) {
 }
 
 func (s *Store) onRotated(gen uint64) {
-	_ = s.refresh()
+	if err := s.refresh(); err != nil {
+		if !errors.Is(err, ErrClosed) {
+			// Validated by the library but unusable by crypto/tls (should not happen): keep
+			// serving the previous generation and report it like a refused reload.
+			s.enqueue(Event{Kind: EventReloadFailed, Generation: s.Generation(), Err: err})
+		}
+		return
+	}
 	s.enqueue(Event{Kind: EventRotated, Generation: gen})
 }
 

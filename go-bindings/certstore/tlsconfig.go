@@ -44,6 +44,11 @@ func (s *Store) ServerTLSConfig(base *tls.Config) *tls.Config {
 		base = &tls.Config{}
 	}
 	b := &serverBinding{s: s, base: base.Clone()}
+	// Clone is shallow: own the slices, so a later change to base does not leak into
+	// handshakes half-way.
+	b.base.NextProtos = slices.Clone(base.NextProtos)
+	b.base.CipherSuites = slices.Clone(base.CipherSuites)
+	b.base.CurvePreferences = slices.Clone(base.CurvePreferences)
 	b.base.GetConfigForClient = nil
 	b.base.GetCertificate = nil
 	b.base.Certificates = nil

@@ -31,8 +31,12 @@ type TLSConfigProvider interface {
 	// http/1.1. It is nil before the extension has started.
 	ServerTLSConfig() *tls.Config
 	// ClientTLSConfig returns a client config presenting the current certificate and verifying
-	// servers against the current ca_file roots. It is nil before the extension has started.
+	// servers against the current ca_file roots, for the name in server_name or, when that is
+	// empty, the SNI name sent (a DNS name). It is nil before the extension has started.
 	ClientTLSConfig() *tls.Config
+	// ClientTLSConfigForServer is ClientTLSConfig verifying the server against serverName (a
+	// DNS name or an IP address): use it when dialling an IP address, which sends no SNI.
+	ClientTLSConfigForServer(serverName string) *tls.Config
 }
 
 var (
@@ -66,11 +70,14 @@ type certstoreExtension struct {
 	grpcServer *tls.Config // NextProtos h2 (grpc-go enforces ALPN)
 	httpServer *tls.Config // NextProtos h2, http/1.1
 	client     *tls.Config
+	clientBase *tls.Config
+	grpcClient *clientCreds
 	unsub      func()
 	telemetry  *telemetry
 	host       component.Host
 	stop       chan struct{}
 	done       chan struct{}
+	closed     bool
 
 	mu         sync.Mutex // guards lastStatus
 	lastStatus string
@@ -117,9 +124,9 @@ func (e *certstoreExtension) Start(_ context.Context, host component.Host) error
 	httpBase := srv.Clone()
 	httpBase.NextProtos = []string{"h2", "http/1.1"}
 	e.httpServer = store.ServerTLSConfig(httpBase)
-	cli := base.Clone()
-	cli.ServerName = e.cfg.ServerName
-	e.client = store.ClientTLSConfig(cli)
+	e.clientBase = base.Clone()
+	e.client = e.ClientTLSConfigForServer(e.cfg.ServerName)
+	e.grpcClient = newClientCreds(e.cfg.ServerName, e.ClientTLSConfigForServer)
 
 	tel, err := newTelemetry(e.set, e.id, store)
 	if err != nil {
@@ -231,10 +238,9 @@ func (e *certstoreExtension) Shutdown(context.Context) error {
 		e.telemetry.shutdown()
 		e.telemetry = nil
 	}
-	if e.store != nil {
-		err := e.store.Close()
-		e.store = nil
-		return err
+	if e.store != nil && !e.closed {
+		e.closed = true
+		return e.store.Close()
 	}
 	return nil
 }
@@ -252,10 +258,10 @@ func (e *certstoreExtension) GetGRPCServerOptions(context.Context) ([]grpc.Serve
 // GetGRPCClientOptions makes a configgrpc client (e.g. the OTLP exporter) present the current
 // client certificate and verify the server against the current roots.
 func (e *certstoreExtension) GetGRPCClientOptions(context.Context) ([]grpc.DialOption, error) {
-	if e.client == nil {
+	if e.grpcClient == nil {
 		return nil, fmt.Errorf("certstore %s is not started", e.id)
 	}
-	return []grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(e.client))}, nil
+	return []grpc.DialOption{grpc.WithTransportCredentials(e.grpcClient)}, nil
 }
 
 // ServerTLSConfig implements TLSConfigProvider.
@@ -263,3 +269,13 @@ func (e *certstoreExtension) ServerTLSConfig() *tls.Config { return e.httpServer
 
 // ClientTLSConfig implements TLSConfigProvider.
 func (e *certstoreExtension) ClientTLSConfig() *tls.Config { return e.client }
+
+// ClientTLSConfigForServer implements TLSConfigProvider.
+func (e *certstoreExtension) ClientTLSConfigForServer(serverName string) *tls.Config {
+	if e.store == nil || e.clientBase == nil {
+		return nil
+	}
+	base := e.clientBase.Clone()
+	base.ServerName = serverName
+	return e.store.ClientTLSConfig(base)
+}

@@ -283,9 +283,11 @@ func TestGRPCMiddlewareHandshakeAndRotation(t *testing.T) {
 	require.Error(t, err, "a client without a certificate must be refused")
 
 	// A plain TLS client sees the current serial too (this is what openssl s_client does).
-	s, err := servedSerial(t, addr, cliExt.ClientTLSConfig())
+	s, err := servedSerial(t, addr, cliExt.ClientTLSConfigForServer("127.0.0.1"))
 	require.NoError(t, err)
 	assert.Equal(t, 0, ss2.Cmp(s))
+	_, err = servedSerial(t, addr, cliExt.ClientTLSConfigForServer("wrong.example"))
+	require.Error(t, err, "the server name is verified")
 }
 
 func TestSeveralInstances(t *testing.T) {

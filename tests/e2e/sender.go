@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/sdk/instrumentation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -42,7 +43,7 @@ func (s *spanSender) lastErr() error {
 	return s.err
 }
 
-func (s *spanSender) exporter(ctx context.Context) (*otlptracegrpc.Exporter, error) {
+func (s *spanSender) exporter(ctx context.Context) (*otlptrace.Exporter, error) {
 	opts := []otlptracegrpc.Option{
 		otlptracegrpc.WithEndpoint(s.endpoint),
 		otlptracegrpc.WithRetry(otlptracegrpc.RetryConfig{Enabled: false}),

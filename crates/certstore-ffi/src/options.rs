@@ -113,7 +113,11 @@ pub(crate) unsafe fn convert(options: *const certstore_options) -> Result<Option
     converted.validity = match raw.validity {
         0 => ValidityPolicy::Enforce,
         1 => ValidityPolicy::Ignore,
-        other => return Err(format!("options.validity {other} is not a certstore_validity_policy")),
+        other => {
+            return Err(format!(
+                "options.validity {other} is not a certstore_validity_policy"
+            ));
+        }
     };
     Ok(converted)
 }

@@ -181,5 +181,7 @@ pub unsafe extern "C" fn certstore_snapshot_serial(
 pub unsafe extern "C" fn certstore_snapshot_fingerprint_sha256(
     snapshot: *const certstore_snapshot,
 ) -> *const u8 {
-    view(snapshot).map_or(std::ptr::null(), |s| s.snapshot.fingerprint_sha256().as_ptr())
+    view(snapshot).map_or(std::ptr::null(), |s| {
+        s.snapshot.fingerprint_sha256().as_ptr()
+    })
 }

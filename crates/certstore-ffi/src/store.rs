@@ -85,19 +85,33 @@ pub unsafe extern "C" fn certstore_load(
 ) -> certstore_code {
     clear(out_error);
     if out_store.is_null() {
-        return fail(out_error, certstore_code::CERTSTORE_ERR_NULL_ARGUMENT, "out_store is NULL");
+        return fail(
+            out_error,
+            certstore_code::CERTSTORE_ERR_NULL_ARGUMENT,
+            "out_store is NULL",
+        );
     }
     // SAFETY: non-NULL and writable per the contract.
     unsafe { out_store.write(std::ptr::null_mut()) };
     if options.is_null() {
-        return fail(out_error, certstore_code::CERTSTORE_ERR_NULL_ARGUMENT, "options is NULL");
+        return fail(
+            out_error,
+            certstore_code::CERTSTORE_ERR_NULL_ARGUMENT,
+            "options is NULL",
+        );
     }
     let out_store = AssertUnwindSafe(out_store);
     guard(move || {
         // SAFETY: `options` is non-NULL and prepared per the contract.
         let options = match unsafe { convert(options) } {
             Ok(o) => o,
-            Err(why) => return fail(out_error, certstore_code::CERTSTORE_ERR_INVALID_ARGUMENT, why),
+            Err(why) => {
+                return fail(
+                    out_error,
+                    certstore_code::CERTSTORE_ERR_INVALID_ARGUMENT,
+                    why,
+                );
+            }
         };
         match Store::open(options) {
             Ok(store) => {
@@ -129,7 +143,11 @@ pub unsafe extern "C" fn certstore_reload(
 ) -> certstore_code {
     clear(out_error);
     if store.is_null() {
-        return fail(out_error, certstore_code::CERTSTORE_ERR_NULL_ARGUMENT, "store is NULL");
+        return fail(
+            out_error,
+            certstore_code::CERTSTORE_ERR_NULL_ARGUMENT,
+            "store is NULL",
+        );
     }
     // SAFETY: non-NULL and live per the contract; only shared access is taken.
     let store = unsafe { &*store };
@@ -201,7 +219,11 @@ pub unsafe extern "C" fn certstore_status(
             );
         }
         if let Some(error) = &status.last_error {
-            fail(out_last_error, certstore_code::CERTSTORE_OK, error.to_string());
+            fail(
+                out_last_error,
+                certstore_code::CERTSTORE_OK,
+                error.to_string(),
+            );
         }
         certstore_code::CERTSTORE_OK
     }))

@@ -125,7 +125,10 @@ fn deliver_loop(shared: &Shared, receiver: Receiver<Event>) {
                 callback
             };
             if catch_unwind(AssertUnwindSafe(|| callback(&event))).is_err() {
-                tracing::error!(subscription = id, "certstore subscriber panicked; continuing");
+                tracing::error!(
+                    subscription = id,
+                    "certstore subscriber panicked; continuing"
+                );
             }
             drop(callback);
             lock(&shared.subscribers).running = None;

@@ -74,7 +74,11 @@ impl Options {
         if self.key_path.as_os_str().is_empty() {
             return bad("key_path is empty");
         }
-        if self.ca_path.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
+        if self
+            .ca_path
+            .as_ref()
+            .is_some_and(|p| p.as_os_str().is_empty())
+        {
             return bad("ca_path is empty (leave it unset for no CA bundle)");
         }
         if self.max_file_size == 0 {

@@ -77,13 +77,15 @@ fn read_resolved(options: &Options, resolved: &Resolved) -> Result<RawFiles, Err
         limit,
     )?;
     let ca = match &options.ca_path {
-        Some(ca_path) => Some(read_file(
-            FileRole::CaBundle,
-            ca_path,
-            &pick(ca_path, &resolved[2]),
-            limit,
-        )?
-        .to_vec()),
+        Some(ca_path) => Some(
+            read_file(
+                FileRole::CaBundle,
+                ca_path,
+                &pick(ca_path, &resolved[2]),
+                limit,
+            )?
+            .to_vec(),
+        ),
         None => None,
     };
     let content_hash = hash_generation(&cert, &key, ca.as_deref());

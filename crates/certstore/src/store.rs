@@ -81,9 +81,8 @@ impl Store {
             }
             Err((error, _)) => return Err(error),
         };
-        let notifier = Notifier::start().map_err(|e| Error::Internal(format!(
-            "cannot start the notifier thread: {e}"
-        )))?;
+        let notifier = Notifier::start()
+            .map_err(|e| Error::Internal(format!("cannot start the notifier thread: {e}")))?;
         let now = SystemTime::now();
         let status = Status {
             generation: 1,
@@ -159,6 +158,15 @@ impl Store {
         }
         drop(self);
         Ok(())
+    }
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("cert_path", &self.inner.options.cert_path)
+            .field("generation", &self.generation())
+            .finish_non_exhaustive()
     }
 }
 

@@ -102,7 +102,9 @@ pub(crate) fn validate(
 
 fn pem_reason(e: &pem::Error) -> &'static str {
     match e {
-        pem::Error::MissingSectionEnd { .. } => "a BEGIN line has no matching END line (truncated?)",
+        pem::Error::MissingSectionEnd { .. } => {
+            "a BEGIN line has no matching END line (truncated?)"
+        }
         pem::Error::IllegalSectionStart { .. } => "a BEGIN line is malformed",
         pem::Error::Base64Decode(_) => "the base64 body does not decode",
         pem::Error::SectionTooLarge => "a PEM section is too large",

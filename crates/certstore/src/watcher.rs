@@ -100,7 +100,11 @@ impl Watcher {
 /// Parent directory → the file names in it that matter.
 fn watched_directories(options: &crate::Options) -> BTreeMap<PathBuf, BTreeSet<OsString>> {
     let mut dirs: BTreeMap<PathBuf, BTreeSet<OsString>> = BTreeMap::new();
-    let paths = [Some(&options.cert_path), Some(&options.key_path), options.ca_path.as_ref()];
+    let paths = [
+        Some(&options.cert_path),
+        Some(&options.key_path),
+        options.ca_path.as_ref(),
+    ];
     for path in paths.into_iter().flatten() {
         let absolute = std::path::absolute(path).unwrap_or_else(|_| path.clone());
         let (Some(dir), Some(name)) = (absolute.parent(), absolute.file_name()) else {
@@ -127,7 +131,9 @@ impl LoopState {
         let mut next_reread = interval.map(|i| Instant::now() + i);
         loop {
             let now = Instant::now();
-            let mut wait = next_reread.map_or(Duration::from_secs(3600), |t| t.saturating_duration_since(now));
+            let mut wait = next_reread.map_or(Duration::from_secs(3600), |t| {
+                t.saturating_duration_since(now)
+            });
             if !self.lost.is_empty() {
                 wait = wait.min(LOST_DIRECTORY_POLL);
             }

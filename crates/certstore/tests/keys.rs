@@ -1,0 +1,120 @@
+//! Every key Go's crypto/tls accepts loads, in every encoding.
+
+mod common;
+
+use certstore::{Options, Store};
+use common::{Pair, leaf_with, openssl_pkey};
+
+fn opens(pair: &Pair, key_pem: &str) -> Store {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("tls.crt"), &pair.cert).unwrap();
+    std::fs::write(dir.path().join("tls.key"), key_pem).unwrap();
+    let mut options = Options::new(dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    options.watch = false;
+    options.reread_interval = None;
+    let store = Store::open(options).unwrap_or_else(|e| panic!("{key_pem:.40}: {e}"));
+    assert_eq!(store.current().serial_hex(), pair.serial_hex);
+    assert_eq!(store.current().key_pem(), key_pem.as_bytes());
+    store
+}
+
+fn check(alg: &'static rcgen::SignatureAlgorithm, traditional_label: Option<&str>) {
+    let pair = leaf_with(alg, -60, 3600);
+    assert!(
+        pair.key.contains("BEGIN PRIVATE KEY"),
+        "rcgen writes PKCS#8"
+    );
+    opens(&pair, &pair.key);
+    // rustls treats "cannot tell" as a match; make sure every key type can tell.
+    let other = leaf_with(alg, -60, 3600);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("c"), &pair.cert).unwrap();
+    std::fs::write(dir.path().join("k"), &other.key).unwrap();
+    let mut options = Options::new(dir.path().join("c"), dir.path().join("k"));
+    options.watch = false;
+    options.retry_backoff.clear();
+    let error = Store::open(options).unwrap_err().to_string();
+    assert!(error.contains("does not match"), "{error}");
+    if let Some(label) = traditional_label {
+        let traditional = openssl_pkey(&pair.key, &["-traditional"]);
+        assert!(
+            traditional.contains(label),
+            "expected {label}: {traditional:.40}"
+        );
+        opens(&pair, &traditional);
+    }
+}
+
+#[test]
+fn rsa_2048_pkcs8_and_pkcs1() {
+    check(&rcgen::PKCS_RSA_SHA256, Some("BEGIN RSA PRIVATE KEY"));
+}
+
+#[test]
+fn ecdsa_p256_pkcs8_and_sec1() {
+    check(&rcgen::PKCS_ECDSA_P256_SHA256, Some("BEGIN EC PRIVATE KEY"));
+}
+
+#[test]
+fn ecdsa_p384_pkcs8_and_sec1() {
+    check(&rcgen::PKCS_ECDSA_P384_SHA384, Some("BEGIN EC PRIVATE KEY"));
+}
+
+#[test]
+fn ecdsa_p521_pkcs8_and_sec1() {
+    check(&rcgen::PKCS_ECDSA_P521_SHA512, Some("BEGIN EC PRIVATE KEY"));
+}
+
+#[test]
+fn ed25519_pkcs8() {
+    check(&rcgen::PKCS_ED25519, None);
+}
+
+#[test]
+fn snapshot_facts_describe_the_leaf() {
+    let pair = leaf_with(&rcgen::PKCS_ECDSA_P256_SHA256, -60, 3600);
+    let store = opens(&pair, &pair.key);
+    let snap = store.current();
+    assert_eq!(snap.generation(), 1);
+    assert!(snap.not_after() - snap.not_before() == 3660);
+    let der = rustls_pki_types_der(&pair.cert);
+    let digest = aws_lc_rs_sha256(&der);
+    assert_eq!(snap.fingerprint_sha256(), &digest);
+}
+
+fn rustls_pki_types_der(pem: &str) -> Vec<u8> {
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    base64_decode(&body)
+}
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = Vec::new();
+    let mut acc = 0u32;
+    let mut bits = 0;
+    for c in s.bytes().filter(|c| *c != b'=') {
+        let v = ALPHABET.iter().position(|a| *a == c).expect("base64") as u32;
+        acc = (acc << 6) | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    out
+}
+
+fn aws_lc_rs_sha256(data: &[u8]) -> [u8; 32] {
+    let out = std::process::Command::new("openssl")
+        .args(["dgst", "-sha256", "-binary"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(data)?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    out.stdout.try_into().unwrap()
+}

@@ -1,0 +1,222 @@
+//! The watcher follows every way certificates get replaced on disk.
+
+mod common;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use certstore::{Event, Options, Store};
+use common::{KubeletDir, Pair, leaf, wait_for};
+
+const PATIENCE: Duration = Duration::from_secs(10);
+
+#[derive(Default)]
+struct Seen {
+    rotated: Vec<String>,
+    failed: Vec<String>,
+}
+
+fn record(store: &Store) -> Arc<Mutex<Seen>> {
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let sink = Arc::clone(&seen);
+    store.subscribe(move |event| match event {
+        Event::Rotated { snapshot } => sink
+            .lock()
+            .unwrap()
+            .rotated
+            .push(snapshot.serial_hex().to_owned()),
+        Event::ReloadFailed { error, .. } => sink.lock().unwrap().failed.push(error.to_string()),
+    });
+    seen
+}
+
+fn watch_only(cert: &Path, key: &Path) -> Options {
+    let mut o = Options::new(cert, key);
+    o.reread_interval = None;
+    o
+}
+
+#[test]
+fn five_kubelet_swaps_are_each_picked_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut kube = KubeletDir::new(tmp.path());
+    kube.write_pair(&leaf());
+    let store = Store::open(watch_only(&kube.path("tls.crt"), &kube.path("tls.key"))).unwrap();
+    let seen = record(&store);
+    for round in 0..5 {
+        let next = leaf();
+        kube.write_pair(&next);
+        assert!(
+            wait_for(PATIENCE, || store.current().serial_hex() == next.serial_hex),
+            "swap {round} was not picked up"
+        );
+        assert_eq!(store.generation(), round + 2);
+    }
+    assert!(wait_for(PATIENCE, || seen.lock().unwrap().rotated.len() == 5));
+    assert!(seen.lock().unwrap().failed.is_empty());
+}
+
+#[test]
+fn cert_then_key_50ms_later_never_publishes_a_mismatch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (cert, key) = (tmp.path().join("tls.crt"), tmp.path().join("tls.key"));
+    let first = leaf();
+    std::fs::write(&cert, &first.cert).unwrap();
+    std::fs::write(&key, &first.key).unwrap();
+    let store = Store::open(watch_only(&cert, &key)).unwrap();
+    let seen = record(&store);
+    for _ in 0..3 {
+        let next = leaf();
+        std::fs::write(&cert, &next.cert).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        std::fs::write(&key, &next.key).unwrap();
+        assert!(wait_for(PATIENCE, || store.current().serial_hex() == next.serial_hex));
+        // The pair served is consistent (validation ran) and the key is the new one.
+        assert_eq!(store.current().key_pem(), next.key.as_bytes());
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let seen = seen.lock().unwrap();
+    assert!(
+        seen.failed.is_empty(),
+        "the retry backoff should cover 50 ms: {:?}",
+        seen.failed
+    );
+    assert_eq!(
+        seen.rotated.len(),
+        3,
+        "one publication per pair: {:?}",
+        seen.rotated
+    );
+}
+
+#[test]
+fn same_mtime_copy_is_picked_up_by_the_reread_timer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (cert, key) = (tmp.path().join("tls.crt"), tmp.path().join("tls.key"));
+    let first = leaf();
+    std::fs::write(&cert, &first.cert).unwrap();
+    std::fs::write(&key, &first.key).unwrap();
+    let mut options = Options::new(&cert, &key);
+    options.watch = false; // inotify missed it (e.g. a network filesystem)
+    options.reread_interval = Some(Duration::from_millis(100));
+    let store = Store::open(options).unwrap();
+    let mtime = |p: &Path| std::fs::metadata(p).unwrap().modified().unwrap();
+    let (cert_mtime, key_mtime) = (mtime(&cert), mtime(&key));
+    let next = leaf();
+    // `cp -p`: new content, old modification time.
+    for (path, bytes, when) in [
+        (&cert, &next.cert, cert_mtime),
+        (&key, &next.key, key_mtime),
+    ] {
+        std::fs::write(path, bytes).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_modified(when)
+            .unwrap();
+    }
+    assert_eq!(mtime(&cert), cert_mtime);
+    assert!(wait_for(PATIENCE, || store.current().serial_hex() == next.serial_hex));
+}
+
+#[test]
+fn deleting_and_recreating_the_directory_is_picked_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("certs");
+    let mut kube = KubeletDir::new(&dir);
+    let first = leaf();
+    kube.write_pair(&first);
+    let store = Store::open(watch_only(&kube.path("tls.crt"), &kube.path("tls.key"))).unwrap();
+    let seen = record(&store);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(wait_for(PATIENCE, || !seen
+        .lock()
+        .unwrap()
+        .failed
+        .is_empty()));
+    assert_eq!(
+        store.current().serial_hex(),
+        first.serial_hex,
+        "last good kept"
+    );
+    std::thread::sleep(Duration::from_millis(100));
+    let mut kube = KubeletDir::new(&dir);
+    let next = leaf();
+    kube.write_pair(&next);
+    assert!(wait_for(PATIENCE, || store.current().serial_hex() == next.serial_hex));
+    // And the new directory keeps being watched.
+    let third = leaf();
+    kube.write_pair(&third);
+    assert!(wait_for(PATIENCE, || store.current().serial_hex()
+        == third.serial_hex));
+}
+
+#[test]
+fn in_place_writes_and_rename_over_are_picked_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (cert, key) = (tmp.path().join("tls.crt"), tmp.path().join("tls.key"));
+    let write_pair = |p: &Pair| {
+        std::fs::write(&key, &p.key).unwrap();
+        std::fs::write(&cert, &p.cert).unwrap();
+    };
+    write_pair(&leaf());
+    let store = Store::open(watch_only(&cert, &key)).unwrap();
+    let next = leaf();
+    write_pair(&next);
+    assert!(wait_for(PATIENCE, || store.current().serial_hex() == next.serial_hex));
+    // An editor-style save: write a temporary file, rename it over the original.
+    let third = leaf();
+    for (path, bytes) in [(&key, &third.key), (&cert, &third.cert)] {
+        let tmp_path = path.with_extension("swp");
+        std::fs::write(&tmp_path, bytes).unwrap();
+        std::fs::rename(&tmp_path, path).unwrap();
+    }
+    assert!(wait_for(PATIENCE, || store.current().serial_hex()
+        == third.serial_hex));
+    // Delete and recreate the files.
+    let fourth = leaf();
+    std::fs::remove_file(&cert).unwrap();
+    std::fs::remove_file(&key).unwrap();
+    write_pair(&fourth);
+    assert!(wait_for(PATIENCE, || store.current().serial_hex()
+        == fourth.serial_hex));
+}
+
+#[test]
+fn unchanged_content_is_not_republished() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut kube = KubeletDir::new(tmp.path());
+    let first = leaf();
+    kube.write_pair(&first);
+    let store = Store::open(watch_only(&kube.path("tls.crt"), &kube.path("tls.key"))).unwrap();
+    kube.write_pair(&first); // same bytes, new directory generation
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(store.generation(), 1);
+    assert_eq!(store.reload().unwrap(), certstore::ReloadOutcome::Unchanged);
+}
+
+#[test]
+fn ca_bundle_rotation_is_published() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut kube = KubeletDir::new(tmp.path());
+    let pair = leaf();
+    let ca1 = common::ca();
+    kube.write(&[
+        ("tls.crt", pair.cert.as_bytes()),
+        ("tls.key", pair.key.as_bytes()),
+        ("ca.crt", ca1.as_bytes()),
+    ]);
+    let options =
+        watch_only(&kube.path("tls.crt"), &kube.path("tls.key")).with_ca(kube.path("ca.crt"));
+    let store = Store::open(options).unwrap();
+    let ca2 = common::ca();
+    kube.write(&[
+        ("tls.crt", pair.cert.as_bytes()),
+        ("tls.key", pair.key.as_bytes()),
+        ("ca.crt", ca2.as_bytes()),
+    ]);
+    assert!(wait_for(PATIENCE, || store.generation() == 2));
+    assert_eq!(store.current().ca_pem().unwrap(), ca2.as_bytes());
+}
