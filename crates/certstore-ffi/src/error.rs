@@ -74,7 +74,7 @@ pub unsafe extern "C" fn certstore_error_free(error: *mut certstore_error) {
     if error.is_null() {
         return;
     }
-    let _ = crate::guard_value((), || {
+    crate::guard_value((), || {
         // SAFETY: the pointer came from Box::into_raw in `fail` and is freed once.
         drop(unsafe { Box::from_raw(error) });
     });

@@ -168,7 +168,7 @@ fn read_file(
     let mut bytes = Zeroizing::new(Vec::with_capacity(meta.len() as usize + 1));
     // Read one byte past the limit so a file that grew after fstat is still caught.
     file.take(limit + 1)
-        .read_to_end(&mut *bytes)
+        .read_to_end(&mut bytes)
         .map_err(io_error)?;
     if bytes.len() as u64 > limit {
         return Err(too_large(bytes.len() as u64));

@@ -75,7 +75,7 @@ impl Store {
     pub fn open(options: Options) -> Result<Store, Error> {
         options.check()?;
         let snapshot = match attempt_with_backoff(&options, 1, None, None) {
-            Ok(Attempt::Valid(snapshot)) => snapshot,
+            Ok(Attempt::Valid(snapshot)) => *snapshot,
             Ok(Attempt::Unchanged | Attempt::RefusedAgain) => {
                 return Err(Error::Internal("no generation read at start-up".into()));
             }
@@ -186,7 +186,7 @@ enum Attempt {
     /// The files hold the served generation.
     Unchanged,
     /// The files hold a new, valid generation.
-    Valid(Snapshot),
+    Valid(Box<Snapshot>),
     /// The files hold exactly the bytes refused last time; not retried.
     RefusedAgain,
 }
@@ -210,7 +210,7 @@ fn attempt_with_backoff(
             Ok(raw) => {
                 let hash = raw.content_hash;
                 match validate(raw, options, generation, unix_now()) {
-                    Ok(snapshot) => return Ok(Attempt::Valid(snapshot)),
+                    Ok(snapshot) => return Ok(Attempt::Valid(Box::new(snapshot))),
                     Err(e) => (e, Some(hash)),
                 }
             }
@@ -257,7 +257,7 @@ impl Inner {
                 .unwrap_or_else(|| Arc::new(Error::Internal("refused again".into())))),
             Ok(Attempt::Valid(snapshot)) => {
                 *last_refusal = LastRefusal::default();
-                self.publish(Arc::new(snapshot));
+                self.publish(Arc::from(snapshot));
                 Ok(ReloadOutcome::Rotated {
                     generation: next_generation,
                 })

@@ -142,7 +142,7 @@ fn parse_x509<'a>(
     der: &'a CertificateDer<'_>,
 ) -> Result<X509Certificate<'a>, Error> {
     match X509Certificate::from_der(der.as_ref()) {
-        Ok((rest, cert)) if rest.is_empty() => Ok(cert),
+        Ok((&[], cert)) => Ok(cert),
         Ok(_) => Err(Error::InvalidCertificate {
             role,
             path: path.to_path_buf(),
