@@ -82,6 +82,20 @@ typedef enum certstore_event_kind {
 } certstore_event_kind;
 
 /**
+ * What to do with a leaf certificate outside its validity window.
+ */
+typedef enum certstore_validity_policy {
+  /**
+   * Refuse an expired or not-yet-valid leaf (default).
+   */
+  CERTSTORE_VALIDITY_ENFORCE = 0,
+  /**
+   * Accept the leaf whatever its validity window.
+   */
+  CERTSTORE_VALIDITY_IGNORE = 1,
+} certstore_validity_policy;
+
+/**
  * An error: a one-line reason naming the file and what is wrong with it. Opaque; read it with
  * certstore_error_message(), free it with certstore_error_free().
  */

@@ -34,6 +34,7 @@ fi
 
 start=$SECONDS
 # ocb resolves the relative paths of builder-config.yaml from the working directory.
+mkdir -p "$ROOT/dist"
 cd "$ROOT/examples/collector"
 CGO_ENABLED=1 "$OCB" --config builder-config.yaml
 install -m 0755 "$ROOT/dist/otelcol-certstore-src/otelcol-certstore" "$ROOT/dist/otelcol-certstore"

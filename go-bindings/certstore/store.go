@@ -122,14 +122,22 @@ type state struct {
 	caHash [32]byte
 	prevCA []*x509.Certificate // previous CA bundle during an overlap, else nil
 	dropAt int64               // unix nanoseconds when prevCA is dropped; 0 = no overlap
+	// ticketKeys are the session ticket keys, newest first, shared by every generation.
+	ticketKeys [][32]byte
 }
+
+// Session ticket keys: a new one every day, each kept a week (what crypto/tls does with its
+// automatic keys, which a config cached per generation cannot use).
+const (
+	ticketKeyRotation = 24 * time.Hour
+	ticketKeysKept    = 7
+)
 
 // Store serves the current generation of a certificate, key and optional CA bundle, following
 // rotations on disk. Its methods are safe for concurrent use.
 type Store struct {
-	opts       Options
-	ticketKeys [][32]byte
-	now        func() time.Time // injectable for tests
+	opts Options
+	now  func() time.Time // injectable for tests
 
 	// cmu guards c: cgo calls hold it for reading, Close takes it for writing.
 	cmu    sync.RWMutex
@@ -145,6 +153,8 @@ type Store struct {
 	st           atomic.Pointer[state]
 	seq          uint64
 	overlapTimer *time.Timer
+	ticketTimer  *time.Timer
+	ticketKeys   [][32]byte
 	bindings     []*serverBinding
 
 	// Go subscribers run on a dispatcher goroutine, never on the library's thread.
@@ -176,8 +186,8 @@ func open(o Options, now func() time.Time) (*Store, error) {
 		evWake: make(chan struct{}, 1),
 		evStop: make(chan struct{}),
 	}
-	// One set of session ticket keys per Store, shared by every generation's config, so a
-	// ticket issued before a rotation still resumes after it.
+	// Session ticket keys belong to the Store, not to a generation, so a ticket issued
+	// before a rotation still resumes after it.
 	s.ticketKeys = make([][32]byte, 1)
 	if _, err := rand.Read(s.ticketKeys[0][:]); err != nil {
 		return nil, fmt.Errorf("certstore: session ticket key: %w", err)
@@ -198,6 +208,7 @@ func open(o Options, now func() time.Time) (*Store, error) {
 		return nil, err
 	}
 	s.subID = id
+	s.ticketTimer = time.AfterFunc(ticketKeyRotation, s.rotateTicketKeys)
 	// Built after subscribing, so a rotation between load and subscribe is not missed.
 	if err := s.refresh(); err != nil {
 		_ = s.Close()
@@ -252,7 +263,7 @@ func (s *Store) refresh() error {
 func (s *Store) installLocked(snap *Snapshot) {
 	old := s.st.Load()
 	now := s.now()
-	st := &state{snap: snap}
+	st := &state{snap: snap, ticketKeys: s.ticketKeys}
 	if s.opts.CAFile != "" {
 		st.hasCA = true
 		h := sha256.New()
@@ -313,7 +324,26 @@ func (s *Store) endOverlap() {
 		pool.AddCert(c)
 	}
 	snap.CAPool = pool
-	s.publishLocked(&state{snap: &snap, hasCA: old.hasCA, caHash: old.caHash})
+	s.publishLocked(&state{snap: &snap, hasCA: old.hasCA, caHash: old.caHash, ticketKeys: old.ticketKeys})
+}
+
+// rotateTicketKeys adds a new session ticket key in front and drops the oldest beyond a week.
+func (s *Store) rotateTicketKeys() {
+	var k [32]byte
+	if _, err := rand.Read(k[:]); err != nil {
+		return // keep the current keys; try again next period
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed.Load() {
+		return
+	}
+	keys := append([][32]byte{k}, s.ticketKeys...)
+	s.ticketKeys = keys[:min(len(keys), ticketKeysKept)]
+	st := *s.st.Load()
+	st.ticketKeys = s.ticketKeys
+	s.publishLocked(&st)
+	s.ticketTimer.Reset(ticketKeyRotation)
 }
 
 // Current returns the generation being served.
@@ -492,6 +522,7 @@ func (s *Store) Close() error {
 		if s.overlapTimer != nil {
 			s.overlapTimer.Stop()
 		}
+		s.ticketTimer.Stop()
 		s.mu.Unlock()
 	})
 	return err

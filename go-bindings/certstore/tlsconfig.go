@@ -106,7 +106,7 @@ func (b *serverBinding) get(st *state) *tls.Config {
 	if st.hasCA {
 		cfg.ClientCAs = st.snap.CAPool
 	}
-	cfg.SetSessionTicketKeys(b.s.ticketKeys)
+	cfg.SetSessionTicketKeys(st.ticketKeys)
 	b.last.Store(&cachedConfig{st: st, cfg: cfg})
 	return cfg
 }
