@@ -357,7 +357,10 @@ func (s *Store) Current() (*Snapshot, error) {
 
 // Generation returns the generation Go serves, without calling into the library.
 func (s *Store) Generation() uint64 {
-	return s.st.Load().snap.Generation
+	if st := s.st.Load(); st != nil {
+		return st.snap.Generation
+	}
+	return 0
 }
 
 // Reload re-reads the files now (e.g. on SIGHUP). It returns nil when the files are unchanged
@@ -478,7 +481,7 @@ func (s *Store) dispatch() {
 			}
 			s.evMu.Unlock()
 			for _, sub := range subs {
-				if !sub.canceled.Load() {
+				if !sub.canceled.Load() && !s.closed.Load() {
 					sub.fn(ev)
 				}
 			}

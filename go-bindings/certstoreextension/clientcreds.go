@@ -23,8 +23,9 @@ type clientCreds struct {
 	override string
 	build    func(serverName string) *tls.Config
 
-	mu     sync.Mutex
-	byName map[string]credentials.TransportCredentials
+	mu      sync.Mutex
+	byName  map[string]credentials.TransportCredentials
+	configs map[string]*tls.Config
 }
 
 var _ credentials.TransportCredentials = (*clientCreds)(nil)
@@ -35,7 +36,20 @@ func newClientCreds(override string, build func(string) *tls.Config) *clientCred
 		override: override,
 		build:    build,
 		byName:   map[string]credentials.TransportCredentials{},
+		configs:  map[string]*tls.Config{},
 	}
+}
+
+// tlsConfig returns the client config verifying serverName, built once per name.
+func (c *clientCreds) tlsConfig(name string) *tls.Config {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cfg, ok := c.configs[name]
+	if !ok {
+		cfg = c.build(name)
+		c.configs[name] = cfg
+	}
+	return cfg
 }
 
 func hostOf(authority string) string {
@@ -46,22 +60,30 @@ func hostOf(authority string) string {
 }
 
 func (c *clientCreds) forName(name string) credentials.TransportCredentials {
+	cfg := c.tlsConfig(name)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	tc, ok := c.byName[name]
 	if !ok {
-		tc = credentials.NewTLS(c.build(name))
+		tc = credentials.NewTLS(cfg)
 		c.byName[name] = tc
 	}
 	return tc
 }
 
-func (c *clientCreds) ClientHandshake(ctx context.Context, authority string, raw net.Conn) (net.Conn, credentials.AuthInfo, error) {
+// serverName is server_name (or the overridden name) or else the host of hostport.
+func (c *clientCreds) serverName(hostport string) string {
+	c.mu.Lock()
 	name := c.override
+	c.mu.Unlock()
 	if name == "" {
-		name = hostOf(authority)
+		name = hostOf(hostport)
 	}
-	return c.forName(name).ClientHandshake(ctx, authority, raw)
+	return name
+}
+
+func (c *clientCreds) ClientHandshake(ctx context.Context, authority string, raw net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	return c.forName(c.serverName(authority)).ClientHandshake(ctx, authority, raw)
 }
 
 func (c *clientCreds) ServerHandshake(net.Conn) (net.Conn, credentials.AuthInfo, error) {
@@ -70,13 +92,15 @@ func (c *clientCreds) ServerHandshake(net.Conn) (net.Conn, credentials.AuthInfo,
 
 func (c *clientCreds) Info() credentials.ProtocolInfo {
 	info := c.info
-	if c.override != "" {
-		info.ServerName = c.override
-	}
+	c.mu.Lock()
+	info.ServerName = c.override
+	c.mu.Unlock()
 	return info
 }
 
 func (c *clientCreds) Clone() credentials.TransportCredentials {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	return newClientCreds(c.override, c.build)
 }
 
@@ -86,5 +110,6 @@ func (c *clientCreds) OverrideServerName(name string) error {
 	defer c.mu.Unlock()
 	c.override = name
 	c.byName = map[string]credentials.TransportCredentials{}
+	c.configs = map[string]*tls.Config{}
 	return nil
 }

@@ -162,7 +162,7 @@ func (e *certstoreExtension) onEvent(ev certstore.Event) {
 		}
 		e.logger.Info("Certificate rotated", fields...)
 	case certstore.EventReloadFailed:
-		e.logger.Error("Certificate reload failed; still serving the last good certificate",
+		e.logger.Warn("Certificate reload failed; still serving the last good certificate",
 			zap.String("cert_file", e.cfg.CertFile),
 			zap.String("key_file", e.cfg.KeyFile),
 			zap.String("ca_file", e.cfg.CAFile),

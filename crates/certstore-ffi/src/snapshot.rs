@@ -4,7 +4,7 @@ use std::ffi::CString;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
-use certstore::Snapshot;
+use certstore_core::Snapshot;
 
 use crate::store::certstore_store;
 use crate::{certstore_code, guard, guard_value};

@@ -4,7 +4,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use certstore::{Error, Store};
+use certstore_core::{Error, Store};
 
 use crate::error::{certstore_error, clear, fail};
 use crate::options::{certstore_options, convert};
@@ -205,8 +205,8 @@ pub unsafe extern "C" fn certstore_status(
             generation: status.generation,
             reloads_ok: status.reloads_ok,
             reloads_failed: status.reloads_failed,
-            last_success_unix_ms: status.last_success.map_or(0, certstore::unix_millis),
-            last_failure_unix_ms: status.last_failure.map_or(0, certstore::unix_millis),
+            last_success_unix_ms: status.last_success.map_or(0, certstore_core::unix_millis),
+            last_failure_unix_ms: status.last_failure.map_or(0, certstore_core::unix_millis),
             not_after_unix: status.not_after,
         };
         // SAFETY: writes min(declared, ours) bytes; the caller provides `declared` writable

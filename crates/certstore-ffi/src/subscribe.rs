@@ -2,7 +2,7 @@
 
 use std::panic::AssertUnwindSafe;
 
-use certstore::{Event, SubscriptionId};
+use certstore_core::{Event, SubscriptionId};
 
 use crate::error::certstore_error;
 use crate::store::certstore_store;
