@@ -214,7 +214,7 @@ typedef struct certstore_event {
  * certstore_free() on its own store (which returns CERTSTORE_ERR_IN_CALLBACK). Keep it short:
  * it delays later events for every subscriber.
  */
-typedef void (*certstore_callback)(const struct certstore_event *event, size_t user_data);
+typedef void (*certstore_callback)(const struct certstore_event *event, uintptr_t user_data);
 
 #ifdef __cplusplus
 extern "C" {
@@ -390,6 +390,27 @@ enum certstore_code certstore_reload(struct certstore_store *store,
 uint64_t certstore_generation(const struct certstore_store *store);
 
 /**
+ * A pointer to the store's generation counter (the value certstore_generation() returns), for
+ * callers that cannot afford a function call per read: Go's handshake path reads it instead
+ * of making a cgo call. Read it only with an atomic acquire load, e.g.
+ * `__atomic_load_n(counter, __ATOMIC_ACQUIRE)`; never write it. It stays valid until
+ * certstore_generation_counter_release(), even after certstore_free(). NULL for NULL.
+ *
+ * # Safety
+ * `store` is NULL or a live store from certstore_load().
+ */
+const uint64_t *certstore_generation_counter_acquire(const struct certstore_store *store);
+
+/**
+ * Releases a pointer from certstore_generation_counter_acquire(). NULL is a no-op.
+ *
+ * # Safety
+ * `counter` is NULL or from certstore_generation_counter_acquire(), released once, and not
+ * read afterwards.
+ */
+void certstore_generation_counter_release(const uint64_t *counter);
+
+/**
  * Copies the reload counters into `*out_status` (up to out_status->struct_size bytes).
  * When `out_last_error` is not NULL it receives the reason of the most recent reload if that
  * reload was refused (free it with certstore_error_free()), or NULL if it succeeded.
@@ -426,7 +447,7 @@ enum certstore_code certstore_free(struct certstore_store *store);
  */
 enum certstore_code certstore_subscribe(struct certstore_store *store,
                                         certstore_callback callback,
-                                        size_t user_data,
+                                        uintptr_t user_data,
                                         uint64_t *out_subscription);
 
 /**

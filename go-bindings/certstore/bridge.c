@@ -3,6 +3,6 @@
 #include "certstore.h"
 #include "_cgo_export.h"
 
-void certstoreGoTrampoline(const certstore_event *event, size_t user_data) {
+void certstoreGoTrampoline(const certstore_event *event, uintptr_t user_data) {
 	certstoreGoEvent((certstore_event *)event, user_data);
 }

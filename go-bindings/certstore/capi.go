@@ -13,13 +13,14 @@ package certstore
 #include "certstore.h"
 
 // Defined in bridge.c: forwards the library's callback to the exported Go function.
-extern void certstoreGoTrampoline(const certstore_event *event, size_t user_data);
+extern void certstoreGoTrampoline(const certstore_event *event, uintptr_t user_data);
 */
 import "C"
 
 import (
 	"math"
 	"runtime/cgo"
+	"sync/atomic"
 	"time"
 	"unsafe"
 )
@@ -50,9 +51,6 @@ func newError(op string, code C.enum_certstore_code, cerr *C.certstore_error) er
 	}
 	return e
 }
-
-// validityIgnore is CERTSTORE_VALIDITY_IGNORE (certstore_validity_policy).
-const validityIgnore = 1
 
 // cStore wraps the library's opaque store pointer so that files without cgo can hold it.
 type cStore struct{ p *C.certstore_store }
@@ -88,9 +86,7 @@ func cOpen(o Options) (*cStore, error) {
 		copts.max_file_size = C.uint64_t(o.MaxFileSize)
 	}
 	if o.AllowInvalidValidity {
-		// CERTSTORE_VALIDITY_IGNORE. cbindgen leaves the enum certstore_validity_policy out of
-		// the header (no function takes it), so its value is spelled here.
-		copts.validity = validityIgnore
+		copts.validity = C.CERTSTORE_VALIDITY_IGNORE
 	}
 
 	var cs *C.certstore_store
@@ -104,7 +100,7 @@ func cOpen(o Options) (*cStore, error) {
 
 func cSubscribe(cs *cStore, h cgo.Handle) (uint64, error) {
 	var id C.uint64_t
-	code := C.certstore_subscribe(cs.p, C.certstore_callback(C.certstoreGoTrampoline), C.size_t(h), &id)
+	code := C.certstore_subscribe(cs.p, C.certstore_callback(C.certstoreGoTrampoline), C.uintptr_t(h), &id)
 	if err := newError("subscribe", code, nil); err != nil {
 		return 0, err
 	}
@@ -117,6 +113,26 @@ func cUnsubscribe(cs *C.certstore_store, id uint64) error {
 
 func cFree(cs *C.certstore_store) error {
 	return newError("free", C.certstore_free(cs), nil)
+}
+
+// generationCounter is the library's generation counter, readable with an atomic load and
+// no cgo call (the handshake path compares it with the generation Go serves). It stays valid
+// after the store is freed, until release.
+type generationCounter struct{ p *C.uint64_t }
+
+func cGenerationCounter(cs *cStore) generationCounter {
+	return generationCounter{p: C.certstore_generation_counter_acquire(cs.p)}
+}
+
+func (g generationCounter) load() uint64 {
+	if g.p == nil {
+		return 0
+	}
+	return atomic.LoadUint64((*uint64)(unsafe.Pointer(g.p)))
+}
+
+func (g generationCounter) release() {
+	C.certstore_generation_counter_release(g.p)
 }
 
 func cGeneration(cs *C.certstore_store) uint64 {
@@ -205,7 +221,7 @@ func cCurrent(cs *C.certstore_store, have uint64) (*rawSnapshot, error) {
 // the Rust frames below it and would take the process down.
 //
 //export certstoreGoEvent
-func certstoreGoEvent(ev *C.certstore_event, userData C.size_t) {
+func certstoreGoEvent(ev *C.certstore_event, userData C.uintptr_t) {
 	defer func() { _ = recover() }()
 	if ev == nil || userData == 0 {
 		return

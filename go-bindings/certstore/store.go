@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"runtime"
 	"runtime/cgo"
 	"sync"
 	"sync/atomic"
@@ -147,6 +148,12 @@ type Store struct {
 
 	handle cgo.Handle
 	subID  uint64
+	// libGeneration is the library's counter: the handshake path compares it with the
+	// generation it serves, so correctness never depends on the callback having run.
+	libGeneration generationCounter
+	// unusableGen is a generation Go could not turn into a tls.Certificate; the handshake
+	// path does not retry it.
+	unusableGen atomic.Uint64
 
 	// mu serializes rebuilding the state (never held by the handshake path).
 	mu           sync.Mutex
@@ -198,6 +205,9 @@ func open(o Options, now func() time.Time) (*Store, error) {
 		return nil, err
 	}
 	s.c = cs
+	s.libGeneration = cGenerationCounter(cs)
+	// The counter outlives Close: configs handed out may still run handshakes afterwards.
+	runtime.AddCleanup(s, generationCounter.release, s.libGeneration)
 	go s.dispatch()
 	s.handle = cgo.NewHandle(s)
 	id, err := cSubscribe(cs, s.handle)
@@ -218,9 +228,16 @@ func open(o Options, now func() time.Time) (*Store, error) {
 }
 
 // current returns the state to serve, ending an expired CA overlap first. It does no cgo call
-// and no allocation unless an overlap just ended.
+// and no allocation unless the library published a generation the notifier has not delivered
+// yet (then this handshake installs it) or an overlap just ended.
 func (s *Store) current() *state {
 	st := s.st.Load()
+	if lib := s.libGeneration.load(); lib > st.snap.Generation && lib != s.unusableGen.Load() {
+		if err := s.refresh(); err != nil && !errors.Is(err, ErrClosed) {
+			s.unusableGen.Store(lib)
+		}
+		st = s.st.Load()
+	}
 	if st.dropAt != 0 && s.now().UnixNano() >= st.dropAt {
 		s.endOverlap()
 		st = s.st.Load()
@@ -428,7 +445,14 @@ func (s *Store) Subscribe(fn func(Event)) (cancel func()) {
 	}
 }
 
+// testHookRotated, when set by a test, runs on the library's notifier thread before the
+// rotation is handled (to hold the callback back).
+var testHookRotated atomic.Pointer[func()]
+
 func (s *Store) onRotated(gen uint64) {
+	if hook := testHookRotated.Load(); hook != nil {
+		(*hook)()
+	}
 	if err := s.refresh(); err != nil {
 		if !errors.Is(err, ErrClosed) {
 			// Validated by the library but unusable by crypto/tls (should not happen): keep

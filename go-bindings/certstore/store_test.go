@@ -164,6 +164,38 @@ func TestRotationKubelet(t *testing.T) {
 	}
 }
 
+// The handshake path compares the library's generation counter with the one it serves, so
+// the first handshake after a rotation is published gets the new leaf even while the
+// notifier's callback into Go is held back.
+func TestHandshakeDoesNotWaitForTheCallback(t *testing.T) {
+	ca := newCA(t, "ca")
+	w := newAtomicWriter(t)
+	l1 := ca.issue(t, kECDSA, "gen1")
+	w.writeLeaf(l1, nil)
+	s := openT(t, w.options(false))
+	srv := startServer(t, s.ServerTLSConfig(nil))
+	client := rootsClient(ca)
+
+	release := make(chan struct{})
+	hold := func() { <-release }
+	testHookRotated.Store(&hold)
+	t.Cleanup(func() { testHookRotated.Store(nil) })
+	defer close(release)
+
+	l2 := ca.issue(t, kECDSA, "gen2")
+	w.writeLeaf(l2, nil)
+	deadline := time.Now().Add(10 * time.Second)
+	for s.libGeneration.load() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("the library did not publish generation 2")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if r := mustDial(t, srv.addr, client); !r.serverLeaf.Equal(l2.cert) {
+		t.Fatalf("served %s while the callback was held, want %s", serialHex(r.serverLeaf), serialHex(l2.cert))
+	}
+}
+
 // Without the watcher, Reload publishes at once and the next handshake has the new leaf.
 func TestReloadWithoutWatch(t *testing.T) {
 	ca := newCA(t, "ca")

@@ -254,6 +254,10 @@ static void test_rotation_lifecycle(void) {
     CHECK(rc == CERTSTORE_OK && store && !err, "load: %s", certstore_error_message(err));
     if (rc != CERTSTORE_OK) { certstore_error_free(err); return; }
     CHECK(certstore_generation(store) == 1, "gen 1");
+    const uint64_t *counter = certstore_generation_counter_acquire(store);
+    CHECK(counter && __atomic_load_n(counter, __ATOMIC_ACQUIRE) == 1, "counter");
+    CHECK(certstore_generation_counter_acquire(NULL) == NULL, "counter NULL");
+    certstore_generation_counter_release(NULL);
 
     certstore_snapshot *first = NULL;
     CHECK(certstore_get_current(store, &first) == CERTSTORE_OK && first, "get_current");
@@ -341,7 +345,11 @@ static void test_rotation_lifecycle(void) {
 
     CHECK(certstore_unsubscribe(store, 987654) == CERTSTORE_ERR_NOT_FOUND, "unknown id");
     CHECK(certstore_unsubscribe(store, rec_id) == CERTSTORE_OK, "unsubscribe");
+    uint64_t served = certstore_generation(store);
+    CHECK(served == 5 && __atomic_load_n(counter, __ATOMIC_ACQUIRE) == served, "counter follows");
     CHECK(certstore_free(store) == CERTSTORE_OK, "free");
+    CHECK(__atomic_load_n(counter, __ATOMIC_ACQUIRE) == served, "counter outlives the store");
+    certstore_generation_counter_release(counter);
 
     /* Snapshots outlive the store. */
     CHECK(serial_is(second, "1002"), "after free");

@@ -81,7 +81,7 @@ fn view<'a>(snapshot: *const certstore_snapshot) -> Option<&'a certstore_snapsho
     unsafe { snapshot.as_ref() }
 }
 
-fn bytes_out(bytes: Option<&[u8]>, out_len: *mut usize) -> *const u8 {
+fn bytes_out(bytes: Option<&[u8]>, out_len: *mut libc::size_t) -> *const u8 {
     let (ptr, len) = match bytes {
         Some(b) => (b.as_ptr(), b.len()),
         None => (std::ptr::null(), 0),
@@ -101,7 +101,7 @@ fn bytes_out(bytes: Option<&[u8]>, out_len: *mut usize) -> *const u8 {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn certstore_snapshot_cert_pem(
     snapshot: *const certstore_snapshot,
-    out_len: *mut usize,
+    out_len: *mut libc::size_t,
 ) -> *const u8 {
     bytes_out(view(snapshot).map(|s| s.snapshot.cert_pem()), out_len)
 }
@@ -115,7 +115,7 @@ pub unsafe extern "C" fn certstore_snapshot_cert_pem(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn certstore_snapshot_key_pem(
     snapshot: *const certstore_snapshot,
-    out_len: *mut usize,
+    out_len: *mut libc::size_t,
 ) -> *const u8 {
     bytes_out(view(snapshot).map(|s| s.snapshot.key_pem()), out_len)
 }
@@ -128,7 +128,7 @@ pub unsafe extern "C" fn certstore_snapshot_key_pem(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn certstore_snapshot_ca_pem(
     snapshot: *const certstore_snapshot,
-    out_len: *mut usize,
+    out_len: *mut libc::size_t,
 ) -> *const u8 {
     bytes_out(view(snapshot).and_then(|s| s.snapshot.ca_pem()), out_len)
 }

@@ -172,6 +172,47 @@ pub unsafe extern "C" fn certstore_generation(store: *const certstore_store) -> 
     guard_value(0, AssertUnwindSafe(|| store.store.generation()))
 }
 
+/// A pointer to the store's generation counter (the value certstore_generation() returns), for
+/// callers that cannot afford a function call per read: Go's handshake path reads it instead
+/// of making a cgo call. Read it only with an atomic acquire load, e.g.
+/// `__atomic_load_n(counter, __ATOMIC_ACQUIRE)`; never write it. It stays valid until
+/// certstore_generation_counter_release(), even after certstore_free(). NULL for NULL.
+///
+/// # Safety
+/// `store` is NULL or a live store from certstore_load().
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn certstore_generation_counter_acquire(
+    store: *const certstore_store,
+) -> *const u64 {
+    if store.is_null() {
+        return std::ptr::null();
+    }
+    // SAFETY: non-NULL and live per the contract.
+    let store = unsafe { &*store };
+    guard_value(
+        std::ptr::null(),
+        AssertUnwindSafe(|| Arc::into_raw(store.store.generation_counter()).cast::<u64>()),
+    )
+}
+
+/// Releases a pointer from certstore_generation_counter_acquire(). NULL is a no-op.
+///
+/// # Safety
+/// `counter` is NULL or from certstore_generation_counter_acquire(), released once, and not
+/// read afterwards.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn certstore_generation_counter_release(counter: *const u64) {
+    if counter.is_null() {
+        return;
+    }
+    let counter = AssertUnwindSafe(counter);
+    guard_value((), move || {
+        // SAFETY: AtomicU64 has the same in-memory representation as u64; the pointer came
+        // from Arc::into_raw in certstore_generation_counter_acquire and is released once.
+        drop(unsafe { Arc::from_raw(counter.cast::<std::sync::atomic::AtomicU64>()) });
+    });
+}
+
 /// Copies the reload counters into `*out_status` (up to out_status->struct_size bytes).
 /// When `out_last_error` is not NULL it receives the reason of the most recent reload if that
 /// reload was refused (free it with certstore_error_free()), or NULL if it succeeded.

@@ -40,7 +40,7 @@ pub(crate) enum Trigger {
 pub(crate) struct Inner {
     pub(crate) options: Options,
     current: ArcSwap<Snapshot>,
-    generation: AtomicU64,
+    generation: Arc<AtomicU64>,
     /// Serializes reloads; holds what the last refused attempt looked like.
     reload_lock: Mutex<LastRefusal>,
     status: Mutex<Status>,
@@ -94,7 +94,7 @@ impl Store {
         let inner = Arc::new(Inner {
             options,
             current: ArcSwap::from_pointee(snapshot),
-            generation: AtomicU64::new(1),
+            generation: Arc::new(AtomicU64::new(1)),
             reload_lock: Mutex::new(LastRefusal::default()),
             status: Mutex::new(status),
             notifier,
@@ -120,6 +120,12 @@ impl Store {
     /// The number of the generation served now. Cheaper still: one atomic load.
     pub fn generation(&self) -> u64 {
         self.inner.generation.load(Ordering::Acquire)
+    }
+
+    /// The counter behind [`Store::generation`], shared: it stays readable after the store is
+    /// dropped. For foreign callers that read it without a function call (Go's handshake path).
+    pub fn generation_counter(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.inner.generation)
     }
 
     /// Reads the files now and publishes them if they changed and validate (e.g. on SIGHUP).
