@@ -37,6 +37,7 @@ lint:
 
 test-c: build
 	$(MAKE) -C tests/c test
+	$(MAKE) -C examples/c
 
 example-c: build
 	$(MAKE) -C examples/c

@@ -162,7 +162,8 @@ func (e *certstoreExtension) onEvent(ev certstore.Event) {
 		}
 		e.logger.Info("Certificate rotated", fields...)
 	case certstore.EventReloadFailed:
-		e.logger.Warn("Certificate reload failed; still serving the last good certificate",
+		// An error, without the stack trace zap adds at error level (it says nothing here).
+		e.logger.WithOptions(zap.AddStacktrace(zap.DPanicLevel)).Error("Certificate reload failed; still serving the last good certificate",
 			zap.String("cert_file", e.cfg.CertFile),
 			zap.String("key_file", e.cfg.KeyFile),
 			zap.String("ca_file", e.cfg.CAFile),

@@ -493,7 +493,11 @@ func run() (code int) {
 	logged := waitUntil(ctx, 15*time.Second, func() bool { return strings.Contains(b.log(), "Certificate reload failed") })
 	check("bad rotation: collector logs the reload failure", logged, "no 'Certificate reload failed' in %s", b.logPath)
 	if logged {
-		logf("collector log: %s", firstLine(b.log(), "Certificate reload failed"))
+		line := firstLine(b.log(), "Certificate reload failed")
+		_, reason, _ := strings.Cut(line, `"error": `)
+		logf("collector log: Certificate reload failed ... error: %s", reason)
+		check("bad rotation: the logged reason names the key file", strings.Contains(reason, filepath.Join(bDir, "tls.key")),
+			"reason %q", reason)
 	}
 	check("bad rotation: failure counted in certstore_reloads{result=\"failure\"}", waitUntil(ctx, 10*time.Second, func() bool {
 		v, _ := b.metric("certstore_reloads", `result="failure"`)
@@ -585,9 +589,6 @@ func tail(s string, n int) string {
 func firstLine(s, sub string) string {
 	for _, l := range strings.Split(s, "\n") {
 		if strings.Contains(l, sub) {
-			if len(l) > 400 {
-				l = l[:400] + "..."
-			}
 			return l
 		}
 	}
