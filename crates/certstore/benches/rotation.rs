@@ -8,7 +8,7 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::sync::mpsc::channel;
+use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
 use certstore::{Event, Options, Store};
@@ -45,18 +45,7 @@ fn store_latencies(pairs: &[Pair; 2], rotations: usize) -> Vec<Duration> {
             let _ = tx.send(Instant::now());
         }
     });
-    let mut out = Vec::with_capacity(rotations);
-    for i in 0..rotations {
-        let before = Instant::now();
-        kube.write_pair(&pairs[(i + 1) % 2]);
-        let seen = rx
-            .recv_timeout(Duration::from_secs(5))
-            .expect("rotation seen");
-        out.push(seen.saturating_duration_since(before));
-        std::thread::sleep(SETTLE);
-        while rx.try_recv().is_ok() {}
-    }
-    out
+    swap_and_time(&mut kube, pairs, rotations, &rx)
 }
 
 /// Floor: bare inotify on the directory, then read + parse + CertifiedKey::from_der.
@@ -85,18 +74,7 @@ fn floor_latencies(pairs: &[Pair; 2], rotations: usize) -> Vec<Duration> {
     watcher
         .watch(tmp.path(), RecursiveMode::NonRecursive)
         .unwrap();
-    let mut out = Vec::with_capacity(rotations);
-    for i in 0..rotations {
-        let before = Instant::now();
-        kube.write_pair(&pairs[(i + 1) % 2]);
-        let seen = rx
-            .recv_timeout(Duration::from_secs(5))
-            .expect("floor event");
-        out.push(seen.saturating_duration_since(before));
-        std::thread::sleep(SETTLE);
-        while rx.try_recv().is_ok() {}
-    }
-    out
+    swap_and_time(&mut kube, pairs, rotations, &rx)
 }
 
 fn main() {
@@ -139,4 +117,26 @@ fn main() {
             s50.as_secs_f64() / f50.as_secs_f64()
         );
     }
+}
+
+/// Swaps `..data` `rotations` times, alternating the pairs, and returns for each swap the time
+/// from just before the swap to the instant the observer sent on `seen`.
+fn swap_and_time(
+    kube: &mut KubeletDir,
+    pairs: &[Pair; 2],
+    rotations: usize,
+    seen: &Receiver<Instant>,
+) -> Vec<Duration> {
+    let mut out = Vec::with_capacity(rotations);
+    for i in 0..rotations {
+        let before = Instant::now();
+        kube.write_pair(&pairs[(i + 1) % 2]);
+        let at = seen
+            .recv_timeout(Duration::from_secs(5))
+            .expect("the swap was observed");
+        out.push(at.saturating_duration_since(before));
+        std::thread::sleep(SETTLE);
+        while seen.try_recv().is_ok() {}
+    }
+    out
 }
