@@ -79,7 +79,7 @@ type certstoreExtension struct {
 	done       chan struct{}
 	closed     bool
 
-	mu         sync.Mutex // guards lastStatus
+	mu         sync.Mutex // serializes status evaluation and reporting; guards lastStatus
 	lastStatus string
 }
 
@@ -158,7 +158,9 @@ func (e *certstoreExtension) onEvent(ev certstore.Event) {
 	case certstore.EventRotated:
 		fields := []zap.Field{zap.Uint64("generation", ev.Generation), zap.String("cert_file", e.cfg.CertFile)}
 		if snap, err := e.store.Current(); err == nil {
-			fields = append(fields, zap.String("serial", snap.Serial), zap.Time("not_after", snap.NotAfter))
+			// The served snapshot (if another rotation already followed, its generation).
+			fields = []zap.Field{zap.Uint64("generation", snap.Generation), zap.String("cert_file", e.cfg.CertFile),
+				zap.String("serial", snap.Serial), zap.Time("not_after", snap.NotAfter)}
 		}
 		e.logger.Info("Certificate rotated", fields...)
 	case certstore.EventReloadFailed:
@@ -191,12 +193,13 @@ func (e *certstoreExtension) expiryLoop() {
 // updateStatus reports OK, or a recoverable error when the last reload failed or the served
 // leaf expires within expiry_warning. Only changes are reported.
 func (e *certstoreExtension) updateStatus() {
-	ev, key := e.evaluateStatus(time.Now())
+	// Evaluate and report under one lock so that concurrent callers (notifier, ticker) cannot
+	// report an older evaluation after a newer one.
 	e.mu.Lock()
-	changed := key != e.lastStatus
-	e.lastStatus = key
-	e.mu.Unlock()
-	if changed && e.host != nil {
+	defer e.mu.Unlock()
+	ev, key := e.evaluateStatus(time.Now())
+	if key != e.lastStatus && e.host != nil {
+		e.lastStatus = key
 		componentstatus.ReportStatus(e.host, ev)
 	}
 }

@@ -44,6 +44,9 @@ var (
 
 var passed, failed int
 
+// activeDir is the work directory, removed on interrupt unless -workdir was given.
+var activeDir string
+
 func check(name string, ok bool, format string, args ...any) bool {
 	if ok {
 		passed++
@@ -343,6 +346,10 @@ func run() (code int) {
 		<-sigs
 		fmt.Println("e2e: interrupted, stopping collectors")
 		stopAll()
+		if *workDir == "" && activeDir != "" {
+			_ = os.RemoveAll(activeDir)
+		}
+		fmt.Printf("e2e: %d passed, %d failed (interrupted)\n", passed, failed+1)
 		os.Exit(130)
 	}()
 	defer stopAll()
@@ -362,6 +369,7 @@ func run() (code int) {
 		dir = must(os.MkdirTemp("", "certstore-e2e-"))
 	}
 	dir = must(filepath.Abs(dir))
+	activeDir = dir
 	var b, a *collector
 	defer func() {
 		if failed > 0 || code != 0 {
