@@ -259,7 +259,8 @@ void certstore_options_init(struct certstore_options *options);
 
 /**
  * Sets `*out_snapshot` to the generation served now; free it with certstore_snapshot_free().
- * No I/O, no lock, no allocation.
+ * No I/O and no lock; a reference-count increment (it allocates only when called between a
+ * rotation and the library's own refresh of its view).
  *
  * # Safety
  * `store` is NULL or a live store; `out_snapshot` is NULL or writable.
@@ -424,7 +425,8 @@ enum certstore_code certstore_status(const struct certstore_store *store,
                                      struct certstore_error **out_last_error);
 
 /**
- * Stops watching, waits for a running callback to return, and frees the store. Snapshots
+ * Stops watching, delivers the events already queued (callbacks may still use `store`
+ * meanwhile), waits for the last callback to return, and frees the store. Snapshots
  * obtained from it stay valid until their own certstore_snapshot_free(). NULL is a no-op.
  * Called from inside a subscription callback it frees nothing and returns
  * CERTSTORE_ERR_IN_CALLBACK (it would wait for itself). The caller must not use `store`

@@ -41,6 +41,9 @@ pub struct certstore_options {
     pub validity: u32,
 }
 
+/// The size of the first version of certstore_options: the smallest struct_size accepted.
+const OPTIONS_V1_SIZE: usize = size_of::<certstore_options>();
+
 /// Fills `options` with the defaults and sets struct_size. NULL is a no-op.
 ///
 /// # Safety
@@ -78,19 +81,29 @@ pub(crate) unsafe fn convert(options: *const certstore_options) -> Result<Option
     // guarantees at least that much is readable.
     let declared = unsafe { options.cast::<u32>().read_unaligned() } as usize;
     let ours = size_of::<certstore_options>();
-    if declared != ours {
+    if !(OPTIONS_V1_SIZE..=ours).contains(&declared) {
         return Err(format!(
-            "options.struct_size is {declared}, expected {ours}: call certstore_options_init() \
-             and build against this version's certstore.h"
+            "options.struct_size is {declared}, expected {OPTIONS_V1_SIZE}..={ours}: call \
+             certstore_options_init() and build against a certstore.h of this or an older version"
         ));
     }
-    // SAFETY: the caller declared the full struct of this version.
-    let raw = unsafe { options.read() };
-    // SAFETY: string fields are NULL or NUL-terminated per the contract.
+    // A caller built against an older header passes a shorter struct: its fields are read,
+    // the newer ones keep their defaults.
+    let mut raw = defaults();
+    // SAFETY: `declared` bytes are readable at `options` (the caller's struct_size) and
+    // writable at `raw` (declared <= ours); the regions do not overlap.
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            options.cast::<u8>(),
+            (&mut raw as *mut certstore_options).cast::<u8>(),
+            declared,
+        );
+    }
     let path = |p: *const libc::c_char, name: &str| -> Result<Option<PathBuf>, String> {
         if p.is_null() {
             return Ok(None);
         }
+        // SAFETY: non-NULL string fields are NUL-terminated per the contract.
         let bytes = unsafe { CStr::from_ptr(p) }.to_bytes();
         if bytes.is_empty() {
             return Err(format!("options.{name} is an empty string"));

@@ -29,7 +29,8 @@ impl certstore_snapshot {
 }
 
 /// Sets `*out_snapshot` to the generation served now; free it with certstore_snapshot_free().
-/// No I/O, no lock, no allocation.
+/// No I/O and no lock; a reference-count increment (it allocates only when called between a
+/// rotation and the library's own refresh of its view).
 ///
 /// # Safety
 /// `store` is NULL or a live store; `out_snapshot` is NULL or writable.

@@ -4,7 +4,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use certstore_core::{Error, Store};
+use certstore_core::{Error, Event, Store};
 
 use crate::error::{certstore_error, clear, fail};
 use crate::options::{certstore_options, convert};
@@ -17,7 +17,7 @@ pub struct certstore_store {
     pub(crate) store: Store,
     /// The C view of the current generation, rebuilt once per generation, so that
     /// certstore_get_current() is a reference-count increment and allocates nothing.
-    pub(crate) current_view: ArcSwap<certstore_snapshot>,
+    pub(crate) current_view: Arc<ArcSwap<certstore_snapshot>>,
 }
 
 /// Counters and outcome of reloads. Set struct_size to sizeof(certstore_status_info) before
@@ -115,7 +115,19 @@ pub unsafe extern "C" fn certstore_load(
         };
         match Store::open(options) {
             Ok(store) => {
-                let view = ArcSwap::from_pointee(certstore_snapshot::new(store.current()));
+                let view = Arc::new(ArcSwap::from_pointee(certstore_snapshot::new(
+                    store.current(),
+                )));
+                // Refresh the view as soon as a rotation is published, so the previous
+                // generation (and its key) is released without waiting for a reader.
+                let refreshed = Arc::clone(&view);
+                store.subscribe(move |event| {
+                    if let Event::Rotated { snapshot } = event
+                        && refreshed.load().generation() < snapshot.generation()
+                    {
+                        refreshed.store(Arc::new(certstore_snapshot::new(Arc::clone(snapshot))));
+                    }
+                });
                 let handle = Box::into_raw(Box::new(certstore_store {
                     store,
                     current_view: view,
@@ -270,7 +282,8 @@ pub unsafe extern "C" fn certstore_status(
     }))
 }
 
-/// Stops watching, waits for a running callback to return, and frees the store. Snapshots
+/// Stops watching, delivers the events already queued (callbacks may still use `store`
+/// meanwhile), waits for the last callback to return, and frees the store. Snapshots
 /// obtained from it stay valid until their own certstore_snapshot_free(). NULL is a no-op.
 /// Called from inside a subscription callback it frees nothing and returns
 /// CERTSTORE_ERR_IN_CALLBACK (it would wait for itself). The caller must not use `store`
@@ -289,7 +302,12 @@ pub unsafe extern "C" fn certstore_free(store: *mut certstore_store) -> certstor
     }
     let store = AssertUnwindSafe(store);
     guard(move || {
-        // SAFETY: came from Box::into_raw in certstore_load; the caller gives up the pointer.
+        // Stop through a shared reference first: callbacks still being delivered may call
+        // certstore_get_current(store) and must find it whole.
+        // SAFETY: non-NULL and live per the contract.
+        unsafe { &**store }.store.shutdown();
+        // SAFETY: came from Box::into_raw in certstore_load; the caller gives up the pointer,
+        // and no callback runs any more.
         drop(unsafe { Box::from_raw(*store) });
         certstore_code::CERTSTORE_OK
     })

@@ -29,7 +29,8 @@ impl Snapshot {
     pub fn generation(&self) -> u64 {
         self.generation
     }
-    /// The certificate file as read (PEM, leaf first).
+    /// The CERTIFICATE blocks of the certificate file (PEM, leaf first), without anything
+    /// else the file holds (comments, a private key in a combined file).
     pub fn cert_pem(&self) -> &[u8] {
         &self.cert_pem
     }

@@ -176,14 +176,25 @@ impl std::fmt::Debug for Store {
     }
 }
 
-impl Drop for Store {
-    fn drop(&mut self) {
+impl Store {
+    /// Stops the watcher, then delivers the events already queued and stops the notifier.
+    /// The store stays usable for reads (`current`, `generation`, `status`) — callbacks still
+    /// being delivered may call them — but nothing reloads any more. Idempotent; dropping the
+    /// store does it too. From inside a callback, the notifier is left running (it would wait
+    /// for itself) and stops when the store is dropped elsewhere.
+    pub fn shutdown(&self) {
         if let Some(watcher) = lock(&self.watcher).take() {
             watcher.stop();
         }
         if !self.inner.notifier.on_notifier_thread() {
             self.inner.notifier.shutdown();
         }
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.shutdown();
     }
 }
 

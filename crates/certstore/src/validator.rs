@@ -13,6 +13,7 @@ use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::{self, PemObject};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use x509_parser::prelude::{FromDer, X509Certificate};
+use zeroize::Zeroize;
 
 use crate::error::{Error, FileRole};
 use crate::options::{Options, ValidityPolicy};
@@ -41,18 +42,7 @@ pub(crate) fn validate(
     let serial_hex = serial_hex(leaf.raw_serial());
     drop(leaf);
 
-    let key = parse_key(&options.key_path, &raw.key)?;
-    let certified_key = CertifiedKey::from_der(chain, key, provider()).map_err(|e| match e {
-        rustls::Error::InconsistentKeys(_) => Error::KeyMismatch {
-            cert: options.cert_path.clone(),
-            key: options.key_path.clone(),
-        },
-        // rustls' messages for key loading name the algorithm problem, never key bytes.
-        other => Error::UnsupportedKey {
-            path: options.key_path.clone(),
-            reason: other.to_string(),
-        },
-    })?;
+    let certified_key = certify(chain, &raw.key, options)?;
 
     if options.validity == ValidityPolicy::Enforce {
         if now_unix < not_before {
@@ -86,7 +76,7 @@ pub(crate) fn validate(
 
     Ok(Snapshot {
         generation,
-        cert_pem: raw.cert,
+        cert_pem: certificate_blocks(&raw.cert),
         key_pem: raw.key,
         ca_pem: raw.ca,
         ca_certs,
@@ -98,6 +88,62 @@ pub(crate) fn validate(
         content_hash: raw.content_hash,
         loaded_at: SystemTime::now(),
     })
+}
+
+/// Loads the key and checks it belongs to the leaf. The decoded key DER is zeroized on every
+/// path (rustls' `CertifiedKey::from_der` would drop it unwiped).
+fn certify(
+    chain: Vec<CertificateDer<'static>>,
+    key_pem: &[u8],
+    options: &Options,
+) -> Result<CertifiedKey, Error> {
+    let mut key = parse_key(&options.key_path, key_pem)?;
+    let signer = provider().key_provider.load_private_key(key.clone_key());
+    key.zeroize();
+    let signer = signer.map_err(|e| Error::UnsupportedKey {
+        path: options.key_path.clone(),
+        // rustls' messages for key loading name the algorithm problem, never key bytes.
+        reason: e.to_string(),
+    })?;
+    let certified = CertifiedKey::new(chain, signer);
+    match certified.keys_match() {
+        Ok(()) => Ok(certified),
+        Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch)) => {
+            Err(Error::KeyMismatch {
+                cert: options.cert_path.clone(),
+                key: options.key_path.clone(),
+            })
+        }
+        // Every key type aws-lc-rs loads reports its public key (tested for each); should one
+        // not, refusing is the safe side.
+        Err(e) => Err(Error::UnsupportedKey {
+            path: options.key_path.clone(),
+            reason: format!("cannot check that the key matches the certificate: {e}"),
+        }),
+    }
+}
+
+/// The CERTIFICATE blocks of a PEM file, nothing else: a combined file that also holds the
+/// private key must not hand the key out as "the certificate chain".
+fn certificate_blocks(pem: &[u8]) -> Vec<u8> {
+    const BEGIN: &[u8] = b"-----BEGIN CERTIFICATE-----";
+    const END: &[u8] = b"-----END CERTIFICATE-----";
+    let mut out = Vec::with_capacity(pem.len());
+    let mut rest = pem;
+    while let Some(start) = find(rest, BEGIN) {
+        let Some(len) = find(&rest[start..], END) else {
+            break;
+        };
+        let end = start + len + END.len();
+        out.extend_from_slice(&rest[start..end]);
+        out.push(b'\n');
+        rest = &rest[end..];
+    }
+    out
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 fn pem_reason(e: &pem::Error) -> &'static str {
@@ -199,6 +245,20 @@ fn serial_hex(raw: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::serial_hex;
+
+    #[test]
+    fn certificate_blocks_keep_only_certificates() {
+        let combined =
+            b"Bag Attributes\n-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n\
+-----BEGIN PRIVATE KEY-----\nSECRET\n-----END PRIVATE KEY-----\n\
+-----BEGIN CERTIFICATE-----\nBBBB\n-----END CERTIFICATE-----";
+        let blocks = super::certificate_blocks(combined);
+        assert_eq!(
+            blocks,
+            b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n\
+-----BEGIN CERTIFICATE-----\nBBBB\n-----END CERTIFICATE-----\n"
+        );
+    }
 
     #[test]
     fn serial_hex_matches_big_int_text() {

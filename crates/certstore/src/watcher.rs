@@ -3,8 +3,9 @@
 //! inotify on a file path follows the symlink to the old inode, sees nothing at a kubelet
 //! `..data` swap and dies when the old directory is deleted, so each parent directory is
 //! watched instead (non-recursively, once even when several files share it). Any event other
-//! than a plain open/read that names a watched file or `..data` triggers a reload at once; no
-//! fixed debounce, since the reload itself retries an inconsistent pair with short backoff.
+//! that completes a change (a writer closing the file, a rename, a delete, a new symlink) and
+//! names a watched file or `..data` triggers a reload at once; no fixed debounce, since the
+//! reload itself retries an inconsistent pair with short backoff.
 //! When a watched directory itself is deleted or moved, its watch is re-added as soon as the
 //! directory exists again, followed by a reload. A re-read timer (content hash compare)
 //! catches whatever inotify cannot see.
@@ -18,7 +19,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use notify::event::{AccessKind, AccessMode, EventKind};
+use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind};
 use notify::{RecommendedWatcher, RecursiveMode, Watcher as _};
 
 use crate::error::Error;
@@ -97,7 +98,13 @@ impl Watcher {
     }
 }
 
-/// Parent directory → the file names in it that matter.
+/// How many symlinks are followed from a configured path when looking for directories to watch.
+const MAX_SYMLINK_HOPS: usize = 8;
+
+/// Directory → the file names in it that matter: the parent of each configured path and of
+/// each symlink it leads through (so `/etc/tls/tls.crt -> /run/secrets/app/tls.crt` watches
+/// both directories). The kubelet's own `..data/...` hops are covered by watching `..data` in
+/// the mount directory; its timestamped directories come and go and are never watched.
 fn watched_directories(options: &crate::Options) -> BTreeMap<PathBuf, BTreeSet<OsString>> {
     let mut dirs: BTreeMap<PathBuf, BTreeSet<OsString>> = BTreeMap::new();
     let paths = [
@@ -106,15 +113,31 @@ fn watched_directories(options: &crate::Options) -> BTreeMap<PathBuf, BTreeSet<O
         options.ca_path.as_ref(),
     ];
     for path in paths.into_iter().flatten() {
-        let absolute = std::path::absolute(path).unwrap_or_else(|_| path.clone());
-        let (Some(dir), Some(name)) = (absolute.parent(), absolute.file_name()) else {
-            continue;
-        };
-        let names = dirs.entry(dir.to_path_buf()).or_default();
-        names.insert(name.to_owned());
-        names.insert(OsString::from(KUBELET_DATA_LINK));
+        let mut hop = std::path::absolute(path).unwrap_or_else(|_| path.clone());
+        for _ in 0..MAX_SYMLINK_HOPS {
+            let (Some(dir), Some(name)) = (hop.parent(), hop.file_name()) else {
+                break;
+            };
+            let kubelet_internal = dir
+                .file_name()
+                .is_some_and(|d| d.as_encoded_bytes().starts_with(b".."));
+            if !kubelet_internal {
+                let names = dirs.entry(dir.to_path_buf()).or_default();
+                names.insert(name.to_owned());
+                names.insert(OsString::from(KUBELET_DATA_LINK));
+            }
+            match std::fs::read_link(&hop) {
+                Ok(target) => hop = dir.join(target),
+                Err(_) => break,
+            }
+        }
     }
     dirs
+}
+
+enum Step {
+    Continue,
+    Stop,
 }
 
 struct LoopState {
@@ -127,51 +150,70 @@ struct LoopState {
 
 impl LoopState {
     fn run(&mut self, receiver: Receiver<Message>) {
-        let interval = self.inner.options.reread_interval;
-        let mut next_reread = interval.map(|i| Instant::now() + i);
+        // A rotation between the initial read and the watches being added raised no event.
+        let _ = catch_unwind(AssertUnwindSafe(|| self.inner.reload(Trigger::Watch)));
+        let mut next_reread = self.next_reread(Instant::now());
         loop {
-            let now = Instant::now();
-            let mut wait = next_reread.map_or(Duration::from_secs(3600), |t| {
-                t.saturating_duration_since(now)
-            });
-            if !self.lost.is_empty() {
-                wait = wait.min(LOST_DIRECTORY_POLL);
-            }
-            let mut trigger = None;
-            match receiver.recv_timeout(wait) {
-                Ok(Message::Stop) | Err(RecvTimeoutError::Disconnected) => return,
-                Ok(Message::Fs(event)) => {
-                    if self.is_relevant(event) {
-                        trigger = Some(Trigger::Watch);
-                    }
+            match catch_unwind(AssertUnwindSafe(|| self.step(&receiver, &mut next_reread))) {
+                Ok(Step::Continue) => {}
+                Ok(Step::Stop) => return,
+                Err(_) => {
+                    tracing::error!("certstore: watcher panicked; watching on");
+                    std::thread::sleep(LOST_DIRECTORY_POLL);
                 }
-                Err(RecvTimeoutError::Timeout) => {}
-            }
-            if self.rewatch_lost() {
-                trigger = Some(Trigger::Watch);
-            }
-            if let (Some(at), Some(every)) = (next_reread, interval)
-                && Instant::now() >= at
-            {
-                trigger = Some(Trigger::Timer);
-                next_reread = Some(Instant::now() + every);
-            }
-            let Some(trigger) = trigger else { continue };
-            // Coalesce what is already queued (no waiting): one read covers all of it.
-            loop {
-                match receiver.try_recv() {
-                    Ok(Message::Stop) => return,
-                    Ok(Message::Fs(event)) => {
-                        let _ = self.is_relevant(event);
-                    }
-                    Err(_) => break,
-                }
-            }
-            let inner = &self.inner;
-            if catch_unwind(AssertUnwindSafe(|| inner.reload(trigger))).is_err() {
-                tracing::error!("certstore: watcher reload panicked; watching on");
             }
         }
+    }
+
+    fn next_reread(&self, from: Instant) -> Option<Instant> {
+        // An interval too long to add to an Instant means "never".
+        self.inner
+            .options
+            .reread_interval
+            .and_then(|every| from.checked_add(every))
+    }
+
+    /// Waits for one event or timeout and reloads if it calls for it.
+    fn step(&mut self, receiver: &Receiver<Message>, next_reread: &mut Option<Instant>) -> Step {
+        let now = Instant::now();
+        let mut wait = next_reread.map_or(Duration::from_secs(3600), |t| {
+            t.saturating_duration_since(now)
+        });
+        if !self.lost.is_empty() {
+            wait = wait.min(LOST_DIRECTORY_POLL);
+        }
+        let mut trigger = None;
+        match receiver.recv_timeout(wait) {
+            Ok(Message::Stop) | Err(RecvTimeoutError::Disconnected) => return Step::Stop,
+            Ok(Message::Fs(event)) => {
+                if self.is_relevant(event) {
+                    trigger = Some(Trigger::Watch);
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+        }
+        if self.rewatch_lost() {
+            trigger = Some(Trigger::Watch);
+        }
+        if next_reread.is_some_and(|at| Instant::now() >= at) {
+            trigger = Some(Trigger::Timer);
+            *next_reread = self.next_reread(Instant::now());
+        }
+        let Some(trigger) = trigger else {
+            return Step::Continue;
+        };
+        // Coalesce what is already queued (no waiting): one read covers all of it.
+        loop {
+            match receiver.try_recv() {
+                Ok(Message::Stop) => return Step::Stop,
+                Ok(Message::Fs(event)) => {
+                    let _ = self.is_relevant(event);
+                }
+                Err(_) => break,
+            }
+        }
+        let _ = self.inner.reload(trigger);
+        Step::Continue
     }
 
     /// Whether `event` can change what the store serves. Also notices a watched directory
@@ -185,10 +227,24 @@ impl LoopState {
                 return true;
             }
         };
-        if let EventKind::Access(kind) = event.kind
-            && !matches!(kind, AccessKind::Close(AccessMode::Write))
-        {
-            return false;
+        if event.need_rescan() || event.paths.is_empty() {
+            // The kernel queue overflowed (events were lost): read to be sure.
+            return true;
+        }
+        match event.kind {
+            // A write is complete when the writer closes the file; reading at the first
+            // IN_MODIFY could publish half a chain (leaf written, intermediates not yet).
+            EventKind::Access(AccessKind::Close(AccessMode::Write)) => {}
+            EventKind::Access(_) | EventKind::Modify(ModifyKind::Data(_)) => return false,
+            // A created regular file is followed by its close; a created symlink is complete.
+            EventKind::Create(_)
+                if !event.paths.iter().any(|p| {
+                    std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink())
+                }) =>
+            {
+                return false;
+            }
+            _ => {}
         }
         let mut relevant = false;
         for path in &event.paths {

@@ -220,3 +220,52 @@ fn ca_bundle_rotation_is_published() {
     assert!(wait_for(PATIENCE, || store.generation() == 2));
     assert_eq!(store.current().ca_pem().unwrap(), ca2.as_bytes());
 }
+
+#[test]
+fn a_chain_written_in_two_steps_is_read_once_complete() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (cert, key) = (tmp.path().join("tls.crt"), tmp.path().join("tls.key"));
+    let first = leaf();
+    std::fs::write(&cert, &first.cert).unwrap();
+    std::fs::write(&key, &first.key).unwrap();
+    let store = Store::open(watch_only(&cert, &key)).unwrap();
+    let seen = record(&store);
+    std::thread::sleep(Duration::from_millis(200)); // past the watcher's start-up read
+    // A renewed leaf for the same key (cert-manager's default rotationPolicy keeps the key),
+    // so the leaf alone would validate. `cat leaf.pem intermediate.pem > tls.crt` with a pause
+    // between the two writes.
+    let renewed = common::leaf_for_key(&first.key);
+    let intermediate = common::ca();
+    {
+        use std::io::Write;
+        let mut file = std::fs::File::create(&cert).unwrap();
+        file.write_all(renewed.cert.as_bytes()).unwrap();
+        file.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        file.write_all(intermediate.as_bytes()).unwrap();
+    }
+    assert!(wait_for(PATIENCE, || store.generation() == 2));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(store.generation(), 2, "published once, complete");
+    let chain = String::from_utf8(store.current().cert_pem().to_vec()).unwrap();
+    assert_eq!(chain.matches("BEGIN CERTIFICATE").count(), 2);
+    assert_eq!(store.current().serial_hex(), renewed.serial_hex);
+    assert!(seen.lock().unwrap().failed.is_empty());
+}
+
+#[test]
+fn a_symlink_into_another_kubelet_directory_is_followed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut kube = KubeletDir::new(&tmp.path().join("secret"));
+    kube.write_pair(&leaf());
+    let etc = tmp.path().join("etc");
+    std::fs::create_dir(&etc).unwrap();
+    for name in ["tls.crt", "tls.key"] {
+        std::os::unix::fs::symlink(kube.path(name), etc.join(name)).unwrap();
+    }
+    let store = Store::open(watch_only(&etc.join("tls.crt"), &etc.join("tls.key"))).unwrap();
+    std::thread::sleep(Duration::from_millis(200)); // past the watcher's start-up read
+    let next = leaf();
+    kube.write_pair(&next);
+    assert!(wait_for(PATIENCE, || store.current().serial_hex() == next.serial_hex));
+}

@@ -45,6 +45,20 @@ fn time_now() -> time::OffsetDateTime {
     time::OffsetDateTime::now_utc()
 }
 
+/// A new self-signed leaf (new serial) for an existing PKCS#8 key.
+pub fn leaf_for_key(key_pem: &str) -> Pair {
+    let key = KeyPair::from_pem(key_pem).expect("parse key");
+    let mut params = CertificateParams::new(vec!["localhost".to_owned()]).expect("params");
+    let serial = next_serial();
+    params.serial_number = Some(serial.into());
+    let cert = params.self_signed(&key).expect("self sign");
+    Pair {
+        cert: cert.pem(),
+        key: key_pem.to_owned(),
+        serial_hex: format!("{serial:x}"),
+    }
+}
+
 /// A P-256 leaf valid from an hour ago for a day.
 pub fn leaf() -> Pair {
     leaf_with(&rcgen::PKCS_ECDSA_P256_SHA256, -3600, 86_400)
