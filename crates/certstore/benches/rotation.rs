@@ -120,7 +120,7 @@ fn main() {
 }
 
 /// Swaps `..data` `rotations` times, alternating the pairs, and returns for each swap the time
-/// from just before the swap to the instant the observer sent on `seen`.
+/// from the `..data` rename to the instant the observer sent on `seen`.
 fn swap_and_time(
     kube: &mut KubeletDir,
     pairs: &[Pair; 2],
@@ -129,12 +129,12 @@ fn swap_and_time(
 ) -> Vec<Duration> {
     let mut out = Vec::with_capacity(rotations);
     for i in 0..rotations {
-        let before = Instant::now();
         kube.write_pair(&pairs[(i + 1) % 2]);
         let at = seen
             .recv_timeout(Duration::from_secs(5))
             .expect("the swap was observed");
-        out.push(at.saturating_duration_since(before));
+        let renamed = kube.last_swap.expect("write_pair swaps ..data");
+        out.push(at.saturating_duration_since(renamed));
         std::thread::sleep(SETTLE);
         while seen.try_recv().is_ok() {}
     }

@@ -100,6 +100,8 @@ pub fn openssl_pkey(pem: &str, args: &[&str]) -> String {
 pub struct KubeletDir {
     pub dir: PathBuf,
     version: u64,
+    /// When the last update renamed `..data_tmp` over `..data` (taken just before the rename).
+    pub last_swap: Option<Instant>,
 }
 
 impl KubeletDir {
@@ -108,6 +110,7 @@ impl KubeletDir {
         KubeletDir {
             dir: dir.to_path_buf(),
             version: 0,
+            last_swap: None,
         }
     }
 
@@ -128,6 +131,7 @@ impl KubeletDir {
         let tmp = self.dir.join("..data_tmp");
         let _ = std::fs::remove_file(&tmp);
         symlink(&stamp, &tmp).unwrap();
+        self.last_swap = Some(Instant::now());
         std::fs::rename(&tmp, self.dir.join("..data")).unwrap();
         for (name, _) in files {
             let visible = self.dir.join(name);
