@@ -206,6 +206,12 @@ typedef struct certstore_event {
    * ROTATED: NULL.
    */
   const struct certstore_error *error;
+  /**
+   * ROTATED: the new generation, for the certstore_snapshot_* accessors (serial, notAfter,
+   * PEM). Borrowed: valid during the callback only, do not free it; call
+   * certstore_get_current() to keep a snapshot. RELOAD_FAILED: NULL.
+   */
+  const struct certstore_snapshot *snapshot;
 } certstore_event;
 
 /**

@@ -17,9 +17,7 @@ static void on_signal(int sig) {
     if (sig == SIGHUP) reload = 1; else stop = 1;
 }
 
-static void print_current(certstore_store *store) {
-    certstore_snapshot *snap = NULL;
-    if (certstore_get_current(store, &snap) != CERTSTORE_OK) return;
+static void print_snapshot(const certstore_snapshot *snap) {
     time_t not_after = (time_t)certstore_snapshot_not_after(snap);
     char when[32];
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&not_after));
@@ -27,14 +25,13 @@ static void print_current(certstore_store *store) {
            (unsigned long long)certstore_snapshot_generation(snap),
            certstore_snapshot_serial(snap), when);
     fflush(stdout);
-    certstore_snapshot_free(snap);
 }
 
 /* Runs on the library's notifier thread. */
 static void on_event(const certstore_event *event, uintptr_t user_data) {
-    certstore_store *store = (certstore_store *)user_data;
+    (void)user_data;
     if (event->kind == CERTSTORE_EVENT_ROTATED) {
-        print_current(store);
+        print_snapshot(event->snapshot); /* borrowed for the duration of the callback */
     } else {
         fprintf(stderr, "reload refused, still serving generation %llu: %s\n",
                 (unsigned long long)event->generation, certstore_error_message(event->error));
@@ -59,10 +56,13 @@ int main(int argc, char **argv) {
         certstore_error_free(error);
         return 1;
     }
-    print_current(store);
+    certstore_snapshot *first = NULL;
+    certstore_get_current(store, &first);
+    print_snapshot(first);
+    certstore_snapshot_free(first);
 
     uint64_t subscription;
-    certstore_subscribe(store, on_event, (uintptr_t)store, &subscription);
+    certstore_subscribe(store, on_event, 0, &subscription);
 
     struct sigaction sa = {.sa_handler = on_signal};
     sigaction(SIGINT, &sa, NULL);

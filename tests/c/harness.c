@@ -106,6 +106,7 @@ struct recorder {
     int rotated, failed;
     uint64_t last_generation;
     char last_error[1024];
+    char last_serial[64];
 };
 
 static void record(const certstore_event *event, uintptr_t user_data) {
@@ -114,8 +115,12 @@ static void record(const certstore_event *event, uintptr_t user_data) {
     r->last_generation = event->generation;
     if (event->kind == CERTSTORE_EVENT_ROTATED) {
         r->rotated++;
+        snprintf(r->last_serial, sizeof r->last_serial, "%s", certstore_snapshot_serial(event->snapshot));
+        if (event->error != NULL || certstore_snapshot_generation(event->snapshot) != event->generation)
+            snprintf(r->last_serial, sizeof r->last_serial, "inconsistent event");
     } else {
         r->failed++;
+        if (event->snapshot != NULL) snprintf(r->last_serial, sizeof r->last_serial, "snapshot on failure");
         snprintf(r->last_error, sizeof r->last_error, "%s", certstore_error_message(event->error));
     }
     pthread_mutex_unlock(&r->lock);
@@ -290,6 +295,9 @@ static void test_rotation_lifecycle(void) {
     kubelet_write(dir, "b.crt", "b.key");
     CHECK(wait_events(&rec, 0, 1), "rotation event");
     CHECK(rec.last_generation == 2, "event generation %llu", (unsigned long long)rec.last_generation);
+    pthread_mutex_lock(&rec.lock);
+    CHECK(strcmp(rec.last_serial, "1002") == 0, "event snapshot serial %s", rec.last_serial);
+    pthread_mutex_unlock(&rec.lock);
     certstore_snapshot *second = NULL;
     certstore_get_current(store, &second);
     CHECK(serial_is(second, "1002") && certstore_snapshot_generation(second) == 2, "B served");
@@ -317,6 +325,7 @@ static void test_rotation_lifecycle(void) {
     CHECK(strstr(rec.last_error, "does not match") && strstr(rec.last_error, "tls.key"), "%s",
           rec.last_error);
     CHECK(rec.last_generation == 4, "failure names served generation");
+    CHECK(strcmp(rec.last_serial, "1001") == 0, "no snapshot on failure events: %s", rec.last_serial);
     pthread_mutex_unlock(&rec.lock);
     certstore_snapshot *still = NULL;
     certstore_get_current(store, &still);

@@ -4,7 +4,10 @@ use std::panic::AssertUnwindSafe;
 
 use certstore_core::{Event, SubscriptionId};
 
+use std::sync::Arc;
+
 use crate::error::certstore_error;
+use crate::snapshot::certstore_snapshot;
 use crate::store::certstore_store;
 use crate::{certstore_code, guard};
 
@@ -29,6 +32,10 @@ pub struct certstore_event {
     /// RELOAD_FAILED: why (read it with certstore_error_message(); do not free it).
     /// ROTATED: NULL.
     pub error: *const certstore_error,
+    /// ROTATED: the new generation, for the certstore_snapshot_* accessors (serial, notAfter,
+    /// PEM). Borrowed: valid during the callback only, do not free it; call
+    /// certstore_get_current() to keep a snapshot. RELOAD_FAILED: NULL.
+    pub snapshot: *const certstore_snapshot,
 }
 
 /// A subscription callback. Runs on the library's notifier thread, with no library lock held,
@@ -64,17 +71,23 @@ pub unsafe extern "C" fn certstore_subscribe(
     let out_subscription = AssertUnwindSafe(out_subscription);
     guard(AssertUnwindSafe(|| {
         let id = store.store.subscribe(move |event: &Event| {
-            let (kind, error) = match event {
-                Event::Rotated { .. } => (certstore_event_kind::CERTSTORE_EVENT_ROTATED, None),
+            let (kind, error, snapshot) = match event {
+                Event::Rotated { snapshot } => (
+                    certstore_event_kind::CERTSTORE_EVENT_ROTATED,
+                    None,
+                    Some(certstore_snapshot::new(Arc::clone(snapshot))),
+                ),
                 Event::ReloadFailed { error, .. } => (
                     certstore_event_kind::CERTSTORE_EVENT_RELOAD_FAILED,
                     Some(certstore_error::new(error.to_string())),
+                    None,
                 ),
             };
             let c_event = certstore_event {
                 kind,
                 generation: event.generation(),
                 error: error.as_ref().map_or(std::ptr::null(), |e| e as *const _),
+                snapshot: snapshot.as_ref().map_or(std::ptr::null(), |s| s as *const _),
             };
             // SAFETY: the subscriber promised `callback` may be called from this thread with
             // `user_data`; `c_event` and the error it points to outlive the call.
