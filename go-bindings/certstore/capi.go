@@ -232,7 +232,12 @@ func certstoreGoEvent(ev *C.certstore_event, userData C.uintptr_t) {
 	}
 	switch ev.kind {
 	case C.CERTSTORE_EVENT_ROTATED:
-		s.onRotated(uint64(ev.generation))
+		rotated := Event{Kind: EventRotated, Generation: uint64(ev.generation)}
+		if ev.snapshot != nil {
+			rotated.Serial = C.GoString(C.certstore_snapshot_serial(ev.snapshot))
+			rotated.NotAfter = time.Unix(int64(C.certstore_snapshot_not_after(ev.snapshot)), 0)
+		}
+		s.onRotated(rotated)
 	case C.CERTSTORE_EVENT_RELOAD_FAILED:
 		e := &Error{Op: "reload", Code: int(C.CERTSTORE_ERR_LOAD), CodeName: C.GoString(C.certstore_code_name(C.int32_t(C.CERTSTORE_ERR_LOAD)))}
 		if ev.error != nil {

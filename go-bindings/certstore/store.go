@@ -81,6 +81,10 @@ type Event struct {
 	// Generation is the new generation (EventRotated) or the one still served
 	// (EventReloadFailed).
 	Generation uint64
+	// Serial (lowercase hex) and NotAfter of the new leaf (EventRotated only): every
+	// generation is announced with its own facts, even when two rotations follow closely.
+	Serial   string
+	NotAfter time.Time
 	// Err says why a reload failed (EventReloadFailed only).
 	Err error
 }
@@ -425,8 +429,9 @@ func (s *Store) Status() Status {
 
 // Subscribe calls fn for every event, in order, on a goroutine of the Store (never on the
 // library's thread, so fn may call any method, Close included). A slow fn delays later events
-// but never a handshake. After cancel returns, fn is not called again unless a call is
-// already running.
+// but never a handshake. cancel returns at once and may be called from fn; a call of fn that
+// was already being dispatched can still happen after cancel returned, so a subscriber that
+// must not run past a point (e.g. a component's Shutdown) checks its own flag.
 func (s *Store) Subscribe(fn func(Event)) (cancel func()) {
 	s.evMu.Lock()
 	defer s.evMu.Unlock()
@@ -449,7 +454,7 @@ func (s *Store) Subscribe(fn func(Event)) (cancel func()) {
 // rotation is handled (to hold the callback back).
 var testHookRotated atomic.Pointer[func()]
 
-func (s *Store) onRotated(gen uint64) {
+func (s *Store) onRotated(rotated Event) {
 	if hook := testHookRotated.Load(); hook != nil {
 		(*hook)()
 	}
@@ -461,7 +466,7 @@ func (s *Store) onRotated(gen uint64) {
 		}
 		return
 	}
-	s.enqueue(Event{Kind: EventRotated, Generation: gen})
+	s.enqueue(rotated)
 }
 
 func (s *Store) onReloadFailed(gen uint64, err error) {

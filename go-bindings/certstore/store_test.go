@@ -124,6 +124,9 @@ func TestRotationKubelet(t *testing.T) {
 			if !r.serverLeaf.Equal(l2.cert) {
 				t.Fatalf("after rotation (gen %d): served serial %s, want %s", got.Generation, serialHex(r.serverLeaf), serialHex(l2.cert))
 			}
+			if got.Serial != serialHex(l2.cert) || !got.NotAfter.Equal(l2.cert.NotAfter) {
+				t.Errorf("rotated event says serial %s notAfter %v, want %s %v", got.Serial, got.NotAfter, serialHex(l2.cert), l2.cert.NotAfter)
+			}
 			if got.Generation != 2 || s.Generation() != 2 {
 				t.Errorf("generation event %d store %d, want 2", got.Generation, s.Generation())
 			}

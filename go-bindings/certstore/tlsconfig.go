@@ -25,7 +25,8 @@ type cachedConfig struct {
 }
 
 // ServerTLSConfig returns a server config that serves the current generation on every new
-// handshake. Its GetConfigForClient returns a *tls.Config cached per generation: one atomic
+// handshake. Call it once per listener, not per connection: each call registers a config
+// that lives, and is rebuilt on every rotation, as long as the Store. Its GetConfigForClient returns a *tls.Config cached per generation: one atomic
 // load and a pointer compare, no cgo call, no allocation when nothing rotated.
 //
 // The cached config is a clone of base with Certificates set to the current certificate,

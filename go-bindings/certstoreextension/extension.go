@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/collector/component"
@@ -81,6 +82,7 @@ type certstoreExtension struct {
 
 	mu         sync.Mutex // serializes status evaluation and reporting; guards lastStatus
 	lastStatus string
+	stopping   atomic.Bool // set by Shutdown (under mu): no status is reported afterwards
 }
 
 func newExtension(cfg *Config, set extension.Settings) *certstoreExtension {
@@ -154,15 +156,17 @@ func (e *certstoreExtension) Start(_ context.Context, host component.Host) error
 }
 
 func (e *certstoreExtension) onEvent(ev certstore.Event) {
+	if e.stopping.Load() {
+		// An event dispatched before Shutdown unsubscribed: nothing may be reported after it.
+		return
+	}
 	switch ev.Kind {
 	case certstore.EventRotated:
-		fields := []zap.Field{zap.Uint64("generation", ev.Generation), zap.String("cert_file", e.cfg.CertFile)}
-		if snap, err := e.store.Current(); err == nil {
-			// The served snapshot (if another rotation already followed, its generation).
-			fields = []zap.Field{zap.Uint64("generation", snap.Generation), zap.String("cert_file", e.cfg.CertFile),
-				zap.String("serial", snap.Serial), zap.Time("not_after", snap.NotAfter)}
-		}
-		e.logger.Info("Certificate rotated", fields...)
+		e.logger.Info("Certificate rotated",
+			zap.String("cert_file", e.cfg.CertFile),
+			zap.String("serial", ev.Serial),
+			zap.Time("not_after", ev.NotAfter),
+			zap.Uint64("generation", ev.Generation))
 	case certstore.EventReloadFailed:
 		// An error, without the stack trace zap adds at error level (it says nothing here).
 		e.logger.WithOptions(zap.AddStacktrace(zap.DPanicLevel)).Error("Certificate reload failed; still serving the last good certificate",
@@ -197,6 +201,9 @@ func (e *certstoreExtension) updateStatus() {
 	// report an older evaluation after a newer one.
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if e.stopping.Load() {
+		return
+	}
 	ev, key := e.evaluateStatus(time.Now())
 	if key != e.lastStatus && e.host != nil {
 		e.lastStatus = key
@@ -229,6 +236,9 @@ func (e *certstoreExtension) evaluateStatus(now time.Time) (*componentstatus.Eve
 
 // Shutdown stops watching and releases the store. Safe without Start and more than once.
 func (e *certstoreExtension) Shutdown(context.Context) error {
+	e.mu.Lock()
+	e.stopping.Store(true)
+	e.mu.Unlock()
 	if e.stop != nil {
 		close(e.stop)
 		<-e.done
