@@ -9,6 +9,8 @@ GO="${GO:-go}"
 BIN="${COLLECTOR:-$ROOT/dist/otelcol-certstore}"
 PORT="${DEMO_PORT:-14317}"
 ENDPOINT="127.0.0.1:$PORT"
+READY_TIMEOUT="${DEMO_READY_TIMEOUT:-30}"   # seconds for the collector to serve TLS
+ROTATE_TIMEOUT="${DEMO_ROTATE_TIMEOUT:-10}" # seconds for the rotated serial to be served
 
 for tool in openssl "$GO"; do
 	command -v "$tool" >/dev/null || { echo "demo: $tool is required" >&2; exit 1; }
@@ -29,18 +31,29 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+# fail prints the reason and the end of the collector log, then exits (cleanup stops the collector).
+fail() {
+	echo "demo: FAILED: $*" >&2
+	if [[ -s "$WORK/collector.log" ]]; then
+		echo "----- last lines of the collector log -----" >&2
+		tail -n 30 "$WORK/collector.log" >&2
+	fi
+	exit 1
+}
 
 # --- a dev CA, a server certificate and a client certificate (openssl) ---
+# 30-day leaves: the example config warns (component status) when the served certificate
+# expires within expiry_warning (168h), so short-lived demo certificates would warn from the start.
 step "Generating a dev CA, a server certificate (localhost, 127.0.0.1) and a client certificate in $WORK"
 PKI="$WORK/pki"
 mkdir -p "$PKI"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 90 \
 	-subj "/CN=certstore demo CA" -keyout "$PKI/ca.key" -out "$PKI/ca.crt" 2>/dev/null
 issue() { # name cn
 	openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$2" \
 		-keyout "$PKI/$1.key" -out "$PKI/$1.csr" 2>/dev/null
 	printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n' >"$PKI/ext.cnf"
-	openssl x509 -req -in "$PKI/$1.csr" -CA "$PKI/ca.crt" -CAkey "$PKI/ca.key" -days 1 \
+	openssl x509 -req -in "$PKI/$1.csr" -CA "$PKI/ca.crt" -CAkey "$PKI/ca.key" -days 30 \
 		-extfile "$PKI/ext.cnf" -out "$PKI/$1.crt" 2>/dev/null
 }
 serial_of() { openssl x509 -noout -serial -in "$1" | cut -d= -f2; }
@@ -67,11 +80,16 @@ ls -la "$CERTS"
 # --- the OTLP sender (OTel Go SDK exporter) ---
 step "Building the OTLP sender (OTel Go SDK exporter)"
 (cd "$ROOT/tests/e2e" && "$GO" build -o "$WORK/otlpsend" ./otlpsend)
-send() { "$WORK/otlpsend" -endpoint "$ENDPOINT" -ca "$PKI/ca.crt" -cert "$PKI/client.crt" -key "$PKI/client.key" -spans 5; }
+send() {
+	"$WORK/otlpsend" -endpoint "$ENDPOINT" -ca "$PKI/ca.crt" -cert "$PKI/client.crt" -key "$PKI/client.key" -spans 5 ||
+		fail "sending spans to $ENDPOINT"
+}
+# served_serial prints the serial of the certificate served to a new connection, or nothing
+# (never a failing status: it runs in wait loops under set -e).
 served_serial() {
-	openssl s_client -connect "$ENDPOINT" -alpn h2 -servername localhost -CAfile "$PKI/ca.crt" \
+	{ openssl s_client -connect "$ENDPOINT" -alpn h2 -servername localhost -CAfile "$PKI/ca.crt" \
 		-cert "$PKI/client.crt" -key "$PKI/client.key" </dev/null 2>/dev/null |
-		openssl x509 -noout -serial 2>/dev/null | cut -d= -f2
+		openssl x509 -noout -serial 2>/dev/null | cut -d= -f2; } || true
 }
 
 # --- the collector ---
@@ -79,13 +97,16 @@ step "Starting $BIN with examples/collector/config.yaml (mTLS on $ENDPOINT from 
 CERT_DIR="$CERTS" OTLP_ENDPOINT="$ENDPOINT" "$BIN" --config "$ROOT/examples/collector/config.yaml" \
 	--set=service::telemetry::metrics::level=none >"$WORK/collector.log" 2>&1 &
 COL_PID=$!
-for _ in $(seq 1 100); do
-	[[ -n "$(served_serial)" ]] && break
-	kill -0 "$COL_PID" 2>/dev/null || { cat "$WORK/collector.log"; echo "demo: the collector exited" >&2; exit 1; }
-	sleep 0.1
+before=""
+deadline=$((SECONDS + READY_TIMEOUT))
+while :; do
+	before="$(served_serial)"
+	[[ -z "$before" ]] || break
+	kill -0 "$COL_PID" 2>/dev/null || fail "the collector exited"
+	((SECONDS < deadline)) || fail "the collector is not serving TLS on $ENDPOINT after ${READY_TIMEOUT}s"
+	sleep 0.2
 done
 grep -m1 "Certificate loaded" "$WORK/collector.log" | sed 's/{"resource": {[^}]*}, /{/' || true
-before="$(served_serial)"
 echo "openssl s_client: served serial $before (collector pid $COL_PID)"
 
 step "Sending spans over mTLS"
@@ -98,17 +119,15 @@ issue server-2 localhost
 want="$(serial_of "$PKI/server-2.crt")"
 kubelet_write "$PKI/server-2.crt" "$PKI/server-2.key" "$PKI/ca.crt"
 after=""
-for _ in $(seq 1 100); do
+deadline=$((SECONDS + ROTATE_TIMEOUT))
+while :; do
 	after="$(served_serial)"
-	[[ "$after" == "$want" ]] && break
+	[[ "$after" != "$want" ]] || break
+	kill -0 "$COL_PID" 2>/dev/null || fail "the collector exited"
+	((SECONDS < deadline)) || fail "still serving ${after:-nothing} after ${ROTATE_TIMEOUT}s, expected $want"
 	sleep 0.1
 done
-grep "Certificate rotated" "$WORK/collector.log" | tail -1 | sed 's/{"resource": {[^}]*}, /{/' || true
-if [[ "$after" != "$want" ]]; then
-	echo "demo: FAILED: still serving $after, expected $want" >&2
-	exit 1
-fi
-kill -0 "$COL_PID" || { echo "demo: the collector exited" >&2; exit 1; }
+{ grep "Certificate rotated" "$WORK/collector.log" || true; } | tail -1 | sed 's/{"resource": {[^}]*}, /{/'
 echo "openssl s_client: served serial $before -> $after, same collector pid $COL_PID (no restart)"
 
 step "Sending spans again over a new connection"

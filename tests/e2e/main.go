@@ -240,6 +240,14 @@ func freePort() int {
 
 // ---------- configs ----------
 
+// connAge is B's keepalive max_connection_age: gRPC closes every connection after it (± 10%
+// jitter), so clients handshake again. reconnectWindow bounds when every connection that
+// existed at some instant has been replaced.
+const (
+	connAge         = 3 * time.Second
+	reconnectWindow = connAge*11/10 + 700*time.Millisecond
+)
+
 const serverConfig = `extensions:
   certstore/server:
     cert_file: {{.Dir}}/tls.crt
@@ -257,7 +265,7 @@ receivers:
         keepalive:
           server_parameters:
             # Clients reconnect (new TLS handshakes) every few seconds during the test.
-            max_connection_age: 3s
+            max_connection_age: {{.ConnAge}}
             max_connection_age_grace: 10s
 exporters:
   debug:
@@ -297,9 +305,13 @@ exporters:
   otlp:
     endpoint: {{.Upstream}}
     middlewares: [{id: certstore/client}]
+    # No retries and no queue: a failed export to B (e.g. a refused client certificate) fails
+    # the sender's request into A at once and is counted in otelcol_exporter_send_failed_spans,
+    # instead of being retried for minutes behind an "accepted" response.
+    retry_on_failure:
+      enabled: false
     sending_queue:
-      batch:
-        flush_timeout: 100ms
+      enabled: false
 service:
   extensions: [certstore/client]
   telemetry:
@@ -386,7 +398,8 @@ func run() (code int) {
 	}()
 
 	// PKI: CA1 issues everything at first; CA2 replaces it for client certificates; CA3 is foreign.
-	ca1, ca2, ca3 := newCA("e2e CA 1"), newCA("e2e CA 2"), newCA("e2e CA 3")
+	// CA4 only joins B's bundle to end the CA1 overlap (section 5).
+	ca1, ca2, ca3, ca4 := newCA("e2e CA 1"), newCA("e2e CA 2"), newCA("e2e CA 3"), newCA("e2e CA 4")
 	bDir, aDir := filepath.Join(dir, "server-certs"), filepath.Join(dir, "client-certs")
 	for _, d := range []string{bDir, aDir} {
 		must(0, os.MkdirAll(d, 0o755))
@@ -408,7 +421,7 @@ func run() (code int) {
 	bMetrics, aMetrics := freePort(), freePort()
 
 	b, err = startCollector("collector-b", dir, render(serverConfig, map[string]any{
-		"Dir": bDir, "Endpoint": bAddr, "MetricsPort": bMetrics}), bMetrics)
+		"Dir": bDir, "Endpoint": bAddr, "MetricsPort": bMetrics, "ConnAge": connAge.String()}), bMetrics)
 	if err != nil {
 		fmt.Printf("e2e: start collector B: %v\n", err)
 		return 2
@@ -435,24 +448,14 @@ func run() (code int) {
 	}
 
 	// Continuous senders: the OTel Go SDK OTLP/gRPC exporter straight to B over mTLS (no retry:
-	// every failed export counts), and a plaintext sender into A whose exporter uses mTLS to B.
+	// every failed export counts), and a plaintext sender into A whose exporter uses mTLS to B
+	// (A has no retry and no queue either, so a failed export from A to B fails the sender's).
 	direct := newSender("sdk->B", bAddr, &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{senderCert}}, 50*time.Millisecond)
 	viaA := newSender("sdk->A->B", aAddr, nil, 100*time.Millisecond)
-	sendCtx, stopSending := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	for _, s := range []*spanSender{direct, viaA} {
-		wg.Add(1)
-		go func() { defer wg.Done(); s.run(sendCtx) }()
-	}
-	stopped := false
-	stopSenders := func() {
-		if !stopped {
-			stopped = true
-			stopSending()
-			wg.Wait()
-		}
-	}
-	defer stopSenders()
+	direct.start(ctx)
+	defer direct.stop()
+	viaA.start(ctx)
+	defer viaA.stop()
 	if !check("senders export through both collectors", waitUntil(ctx, 20*time.Second, func() bool {
 		return direct.ok.Load() > 5 && viaA.ok.Load() > 5
 	}), "direct ok=%d fail=%d (%v), via A ok=%d fail=%d (%v)", direct.ok.Load(), direct.fail.Load(), direct.lastErr(),
@@ -463,10 +466,24 @@ func run() (code int) {
 	serialOf := func() (*big.Int, error) { return servedSerial(bAddr, &senderCert, roots) }
 	current := serverLeaf
 
+	// senderReconnects waits until the direct SDK exporter's own connection was handshaken with
+	// the leaf `serial` (B closes connections after max_connection_age), then for 5 more
+	// successful exports.
+	senderReconnects := func(what string, serial *big.Int) {
+		start := time.Now()
+		saw := waitUntil(ctx, 3*reconnectWindow, func() bool { return direct.sawSerial(serial) })
+		okAt := direct.ok.Load()
+		exported := saw && waitUntil(ctx, 5*time.Second, func() bool { return direct.ok.Load() >= okAt+5 })
+		if check(fmt.Sprintf("%s: the SDK exporter's own connection gets serial %X and keeps exporting", what, serial),
+			exported && direct.fail.Load() == 0, "saw new serial: %v; ok=%d failed=%d last error: %v",
+			saw, direct.ok.Load(), direct.fail.Load(), direct.lastErr()) {
+			logf("%s: SDK exporter reconnected with the new serial within %s", what, time.Since(start).Round(100*time.Millisecond))
+		}
+	}
+
 	// ---- 2. three kubelet-style rotations of the server certificate ----
 	for i := 1; i <= 3; i++ {
 		next := ca1.issue(fmt.Sprintf("collector-b-%d", i+1))
-		okBefore := direct.ok.Load()
 		start := time.Now()
 		must(0, kubeletWrite(bDir, map[string][]byte{"tls.crt": next.certPEM, "tls.key": next.keyPEM, "ca.crt": ca1.pem}))
 		served := waitUntil(ctx, 15*time.Second, func() bool {
@@ -483,7 +500,7 @@ func run() (code int) {
 			check(fmt.Sprintf("rotation %d: openssl s_client reads serial %X", i, next.serial), err == nil && os.Cmp(next.serial) == 0,
 				"openssl: serial %v, err %v", os, err)
 		}
-		waitUntil(ctx, 5*time.Second, func() bool { return direct.ok.Load() > okBefore+10 })
+		senderReconnects(fmt.Sprintf("rotation %d", i), next.serial)
 		current = next
 	}
 	check("rotations: client keeps exporting with zero failures", direct.fail.Load() == 0 && direct.ok.Load() > 0,
@@ -522,6 +539,8 @@ func run() (code int) {
 		s, err := serialOf()
 		return err == nil && s.Cmp(good.serial) == 0
 	}), "still serving %v", serialString(serialOf()))
+	senderReconnects("recovery", good.serial)
+	check("bad rotation: the SDK exporter never got the bad certificate", !direct.sawSerial(bad.serial), "served serial %X", bad.serial)
 	current = good
 
 	// ---- 4. mTLS ----
@@ -547,30 +566,87 @@ func run() (code int) {
 	err = newSender("foreign CA", bAddr, &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{foreign}}, 0).exportOnce(ctx)
 	check("CA rotation: a foreign CA is still refused", err != nil, "export with a CA3 client certificate succeeded")
 
+	// The direct sender's client certificate is from CA1, which B stops trusting below.
+	direct.stop()
+	check("direct sender: zero failed exports over the whole run", direct.fail.Load() == 0,
+		"ok=%d failed=%d last: %v", direct.ok.Load(), direct.fail.Load(), direct.lastErr())
+
 	// ---- 5. client side: collector A's exporter across a rotation of its client certificate ----
+	// A's client certificate moves from CA1 to CA2. Then B's CA bundle moves on to [CA2, CA4],
+	// which replaces the overlap bundle (previous = [CA2]) and so ends the trust in CA1: from
+	// then on B accepts A's new certificate and refuses its old one.
 	aGen, _ := a.metric("certstore_certificate_generation")
-	sentBefore, _ := a.metric("otelcol_exporter_sent_spans")
 	agent2 := ca2.issue("collector-a-2")
 	must(0, kubeletWrite(aDir, map[string][]byte{"tls.crt": agent2.certPEM, "tls.key": agent2.keyPEM, "ca.crt": ca1.pem}))
-	check("client rotation: A loads its new client certificate", waitUntil(ctx, 15*time.Second, func() bool {
+	check("client rotation: A loads its new client certificate (CA2)", waitUntil(ctx, 15*time.Second, func() bool {
 		v, _ := a.metric("certstore_certificate_generation")
 		return v > aGen
 	}), "A's generation did not increase")
-	// B closes connections after max_connection_age (3s): A reconnects with the new certificate.
-	viaOK := viaA.ok.Load()
-	time.Sleep(8 * time.Second)
-	sentAfter, _ := a.metric("otelcol_exporter_sent_spans")
-	check("client rotation: A keeps exporting to B", sentAfter > sentBefore && viaA.ok.Load() > viaOK,
-		"sent spans %v -> %v", sentBefore, sentAfter)
+	genBefore, _ = b.metric("certstore_certificate_generation", `certstore_extension="certstore/server"`)
+	must(0, kubeletWrite(bDir, map[string][]byte{"tls.crt": current.certPEM, "tls.key": current.keyPEM, "ca.crt": bundle(ca2, ca4)}))
+	check("client rotation: B picks up the CA bundle [CA2, CA4]", waitUntil(ctx, 15*time.Second, func() bool {
+		v, _ := b.metric("certstore_certificate_generation", `certstore_extension="certstore/server"`)
+		return v > genBefore
+	}), "generation did not increase")
+	err = newSender("CA1 client", bAddr, &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{agentLeaf.tlsCert()}}, 0).exportOnce(ctx)
+	check("client rotation: B now refuses A's old client certificate (CA1 overlap over)", err != nil,
+		"export with A's old CA1 certificate succeeded")
+	err = newSender("CA2 client", bAddr, &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{newCAClient}}, 0).exportOnce(ctx)
+	check("client rotation: B accepts CA2 client certificates", err == nil, "%v", err)
+	// B closes every connection after max_connection_age (3s ± 10%): once reconnectWindow has
+	// passed, every export from A runs on a connection handshaken after CA1 lost B's trust, so
+	// it reaches B only if A presents its new certificate.
+	dropped := time.Now()
+	time.Sleep(reconnectWindow)
+	sentMark, _ := a.metric("otelcol_exporter_sent_spans", `exporter="otlp"`)
+	okMark := viaA.ok.Load()
+	kept := waitUntil(ctx, 5*time.Second, func() bool { return viaA.ok.Load() >= okMark+10 })
+	sentNow, sentFound := a.metric("otelcol_exporter_sent_spans", `exporter="otlp"`)
+	check("client rotation: A keeps exporting to B with its new certificate, zero failures",
+		kept && sentFound && sentNow > sentMark && viaA.fail.Load() == 0,
+		"%s after B dropped CA1: via A ok %d -> %d, failed %d (last: %v); A sent spans %v -> %v (found %v)",
+		time.Since(dropped).Round(100*time.Millisecond), okMark, viaA.ok.Load(), viaA.fail.Load(), viaA.lastErr(),
+		sentMark, sentNow, sentFound)
 
-	stopSenders()
-	time.Sleep(1 * time.Second) // let A flush
-	sendFailed, _ := a.metric("otelcol_exporter_send_failed_spans")
-	check("client rotation: zero failed exports in A", sendFailed == 0, "otelcol_exporter_send_failed_spans=%v", sendFailed)
-	check("sender into A: zero failed exports", viaA.fail.Load() == 0, "ok=%d failed=%d last: %v",
-		viaA.ok.Load(), viaA.fail.Load(), viaA.lastErr())
-	check("direct sender: zero failed exports over the whole run", direct.fail.Load() == 0,
-		"ok=%d failed=%d last: %v", direct.ok.Load(), direct.fail.Load(), direct.lastErr())
+	// Control: the window above is real. Put A's old (CA1) certificate back: A's exports must
+	// fail within one connection age; then a new CA2 certificate brings A back.
+	controlStart := time.Now()
+	must(0, kubeletWrite(aDir, map[string][]byte{"tls.crt": agentLeaf.certPEM, "tls.key": agentLeaf.keyPEM, "ca.crt": ca1.pem}))
+	refused := waitUntil(ctx, 2*reconnectWindow, func() bool { return viaA.fail.Load() > 0 })
+	if check("control: with its old CA1 certificate back, A's exports to B fail within one connection age", refused,
+		"no failure within %s", 2*reconnectWindow) {
+		logf("control: first failure after %s: %v", time.Since(controlStart).Round(100*time.Millisecond), viaA.lastErr())
+	}
+	agent3 := ca2.issue("collector-a-3")
+	must(0, kubeletWrite(aDir, map[string][]byte{"tls.crt": agent3.certPEM, "tls.key": agent3.keyPEM, "ca.crt": ca1.pem}))
+	okRestore := viaA.ok.Load()
+	recovered := waitUntil(ctx, 20*time.Second, func() bool { return viaA.ok.Load() >= okRestore+10 })
+	controlFails := viaA.fail.Load()
+	okMark = viaA.ok.Load()
+	recovered = recovered && waitUntil(ctx, 5*time.Second, func() bool { return viaA.ok.Load() >= okMark+10 })
+	check("control: with a new CA2 certificate A exports again", recovered && viaA.fail.Load() == controlFails,
+		"via A ok=%d failed=%d (failed %d at recovery) last: %v", viaA.ok.Load(), viaA.fail.Load(), controlFails, viaA.lastErr())
+	logf("control: %d exports failed while A presented its old certificate", controlFails)
+
+	// Accounting in A, everything synchronous (no queue, no retry): every span A's receiver
+	// accepted was sent to B, and the only failed spans are those of the control.
+	viaA.stop()
+	check("sender into A: zero failed exports outside the control", viaA.fail.Load() == controlFails,
+		"ok=%d failed=%d (control: %d) last: %v", viaA.ok.Load(), viaA.fail.Load(), controlFails, viaA.lastErr())
+	var accA, sentA, failA float64
+	var accFound, sentFound2, failFound bool
+	settled := waitUntil(ctx, 5*time.Second, func() bool {
+		accA, accFound = a.metric("otelcol_receiver_accepted_spans", `receiver="otlp"`)
+		sentA, sentFound2 = a.metric("otelcol_exporter_sent_spans", `exporter="otlp"`)
+		failA, failFound = a.metric("otelcol_exporter_send_failed_spans", `exporter="otlp"`)
+		return accFound && sentFound2 && failFound && accA == sentA && accA == float64(5*viaA.ok.Load()) &&
+			failA == float64(5*viaA.fail.Load())
+	})
+	check("A's metrics: accepted spans = sent spans = 5 x sender's ok exports; failed spans = the control's",
+		settled, "receiver accepted %v (found %v), exporter sent %v (found %v), send_failed %v (found %v); sender ok=%d failed=%d",
+		accA, accFound, sentA, sentFound2, failA, failFound, viaA.ok.Load(), viaA.fail.Load())
+	logf("A: receiver accepted %v spans, exporter sent %v, send_failed %v (control)", accA, sentA, failA)
+
 	accepted, _ := b.metric("otelcol_receiver_accepted_spans")
 	refusedB, _ := b.metric("otelcol_receiver_refused_spans")
 	logf("direct sender: %d exports ok; via A: %d ok; B accepted %v spans, refused %v", direct.ok.Load(),

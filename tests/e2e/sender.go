@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
+	"math/big"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,6 +32,9 @@ type spanSender struct {
 	ok, fail atomic.Int64
 	mu       sync.Mutex
 	err      error
+	seen     map[string]bool // serials of the server leaves this sender's connections verified
+
+	stop func() // stops run and waits for it; set by start
 }
 
 func newSender(name, endpoint string, tlsCfg *tls.Config, every time.Duration) *spanSender {
@@ -43,6 +47,22 @@ func (s *spanSender) lastErr() error {
 	return s.err
 }
 
+// sawSerial reports whether one of the sender's TLS handshakes was served the leaf with serial.
+func (s *spanSender) sawSerial(serial *big.Int) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.seen[serial.String()]
+}
+
+// start runs the sender in the background until ctx is done or s.stop is called.
+func (s *spanSender) start(ctx context.Context) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); s.run(ctx) }()
+	var once sync.Once
+	s.stop = func() { once.Do(func() { cancel(); <-done }) }
+}
+
 func (s *spanSender) exporter(ctx context.Context) (*otlptrace.Exporter, error) {
 	opts := []otlptracegrpc.Option{
 		otlptracegrpc.WithEndpoint(s.endpoint),
@@ -52,6 +72,19 @@ func (s *spanSender) exporter(ctx context.Context) (*otlptrace.Exporter, error) 
 	if s.tlsCfg != nil {
 		cfg := s.tlsCfg.Clone()
 		cfg.ServerName = "127.0.0.1"
+		// Record the serial every handshake of this sender is served (the exporter's own
+		// connections, not a separate probe).
+		cfg.VerifyConnection = func(st tls.ConnectionState) error {
+			if len(st.PeerCertificates) > 0 {
+				s.mu.Lock()
+				if s.seen == nil {
+					s.seen = map[string]bool{}
+				}
+				s.seen[st.PeerCertificates[0].SerialNumber.String()] = true
+				s.mu.Unlock()
+			}
+			return nil
+		}
 		opts = append(opts, otlptracegrpc.WithTLSCredentials(credentials.NewTLS(cfg)))
 	} else {
 		opts = append(opts, otlptracegrpc.WithInsecure())
