@@ -87,7 +87,9 @@ pub unsafe extern "C" fn certstore_subscribe(
                 kind,
                 generation: event.generation(),
                 error: error.as_ref().map_or(std::ptr::null(), |e| e as *const _),
-                snapshot: snapshot.as_ref().map_or(std::ptr::null(), |s| s as *const _),
+                snapshot: snapshot
+                    .as_ref()
+                    .map_or(std::ptr::null(), |s| s as *const _),
             };
             // SAFETY: the subscriber promised `callback` may be called from this thread with
             // `user_data`; `c_event` and the error it points to outlive the call.

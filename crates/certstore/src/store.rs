@@ -320,6 +320,15 @@ impl Inner {
         self.notifier.publish(Event::Rotated { snapshot });
     }
 
+    /// The notBefore (unix seconds) of the leaf refused by the latest reload for not being
+    /// valid yet, if that is why it was refused: the watcher reloads again at that instant.
+    pub(crate) fn refused_until(&self) -> Option<i64> {
+        match lock(&self.status).last_error.as_deref() {
+            Some(Error::NotYetValid { not_before, .. }) => Some(*not_before),
+            _ => None,
+        }
+    }
+
     fn record_failure(&self, error: Arc<Error>) {
         let served_generation = self.generation.load(Ordering::Acquire);
         {

@@ -24,6 +24,7 @@ use notify::{RecommendedWatcher, RecursiveMode, Watcher as _};
 
 use crate::error::Error;
 use crate::store::{Inner, Trigger};
+use crate::time::unix_now;
 
 /// How often a vanished directory is looked for again.
 const LOST_DIRECTORY_POLL: Duration = Duration::from_millis(50);
@@ -182,6 +183,14 @@ impl LoopState {
         if !self.lost.is_empty() {
             wait = wait.min(LOST_DIRECTORY_POLL);
         }
+        // A leaf refused as not yet valid is taken when its notBefore has passed, even with
+        // the re-read timer off and no new file event.
+        let valid_at = self.inner.refused_until().map(|not_before| {
+            now + Duration::from_secs((not_before - unix_now() + 1).max(0) as u64)
+        });
+        if let Some(at) = valid_at {
+            wait = wait.min(at.saturating_duration_since(now));
+        }
         let mut trigger = None;
         match receiver.recv_timeout(wait) {
             Ok(Message::Stop) | Err(RecvTimeoutError::Disconnected) => return Step::Stop,
@@ -198,6 +207,9 @@ impl LoopState {
         if next_reread.is_some_and(|at| Instant::now() >= at) {
             trigger = Some(Trigger::Timer);
             *next_reread = self.next_reread(Instant::now());
+        }
+        if valid_at.is_some_and(|at| Instant::now() >= at) {
+            trigger = Some(Trigger::Timer);
         }
         let Some(trigger) = trigger else {
             return Step::Continue;

@@ -269,3 +269,27 @@ fn a_symlink_into_another_kubelet_directory_is_followed() {
     kube.write_pair(&next);
     assert!(wait_for(PATIENCE, || store.current().serial_hex() == next.serial_hex));
 }
+
+#[test]
+fn a_not_yet_valid_leaf_is_taken_once_valid_without_a_timer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (cert, key) = (tmp.path().join("tls.crt"), tmp.path().join("tls.key"));
+    let first = leaf();
+    std::fs::write(&cert, &first.cert).unwrap();
+    std::fs::write(&key, &first.key).unwrap();
+    let store = Store::open(watch_only(&cert, &key)).unwrap();
+    let seen = record(&store);
+    // Issued a second in the future (a clock a little ahead at the issuer).
+    let early = common::leaf_with(&rcgen::PKCS_ECDSA_P256_SHA256, 2, 3600);
+    std::fs::write(&key, &early.key).unwrap();
+    std::fs::write(&cert, &early.cert).unwrap();
+    assert!(wait_for(PATIENCE, || !seen
+        .lock()
+        .unwrap()
+        .failed
+        .is_empty()));
+    assert!(seen.lock().unwrap().failed[0].contains("not valid before"));
+    assert_eq!(store.current().serial_hex(), first.serial_hex);
+    assert!(wait_for(PATIENCE, || store.current().serial_hex()
+        == early.serial_hex));
+}
