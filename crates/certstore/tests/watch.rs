@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -29,6 +29,15 @@ fn record(store: &Store) -> Arc<Mutex<Seen>> {
         Event::ReloadFailed { error, .. } => sink.lock().unwrap().failed.push(error.to_string()),
     });
     seen
+}
+
+/// `tls.crt` and `tls.key` in `dir`, written plainly with a fresh leaf.
+fn plain_files(dir: &Path) -> (PathBuf, PathBuf, Pair) {
+    let (cert, key) = (dir.join("tls.crt"), dir.join("tls.key"));
+    let first = leaf();
+    std::fs::write(&cert, &first.cert).unwrap();
+    std::fs::write(&key, &first.key).unwrap();
+    (cert, key, first)
 }
 
 fn watch_only(cert: &Path, key: &Path) -> Options {
@@ -60,10 +69,7 @@ fn five_kubelet_swaps_are_each_picked_up() {
 #[test]
 fn cert_then_key_50ms_later_never_publishes_a_mismatch() {
     let tmp = tempfile::tempdir().unwrap();
-    let (cert, key) = (tmp.path().join("tls.crt"), tmp.path().join("tls.key"));
-    let first = leaf();
-    std::fs::write(&cert, &first.cert).unwrap();
-    std::fs::write(&key, &first.key).unwrap();
+    let (cert, key, _) = plain_files(tmp.path());
     let store = Store::open(watch_only(&cert, &key)).unwrap();
     let seen = record(&store);
     for _ in 0..3 {
@@ -93,10 +99,7 @@ fn cert_then_key_50ms_later_never_publishes_a_mismatch() {
 #[test]
 fn same_mtime_copy_is_picked_up_by_the_reread_timer() {
     let tmp = tempfile::tempdir().unwrap();
-    let (cert, key) = (tmp.path().join("tls.crt"), tmp.path().join("tls.key"));
-    let first = leaf();
-    std::fs::write(&cert, &first.cert).unwrap();
-    std::fs::write(&key, &first.key).unwrap();
+    let (cert, key, _) = plain_files(tmp.path());
     let mut options = Options::new(&cert, &key);
     options.watch = false; // inotify missed it (e.g. a network filesystem)
     options.reread_interval = Some(Duration::from_millis(100));
@@ -224,10 +227,7 @@ fn ca_bundle_rotation_is_published() {
 #[test]
 fn a_chain_written_in_two_steps_is_read_once_complete() {
     let tmp = tempfile::tempdir().unwrap();
-    let (cert, key) = (tmp.path().join("tls.crt"), tmp.path().join("tls.key"));
-    let first = leaf();
-    std::fs::write(&cert, &first.cert).unwrap();
-    std::fs::write(&key, &first.key).unwrap();
+    let (cert, key, first) = plain_files(tmp.path());
     let store = Store::open(watch_only(&cert, &key)).unwrap();
     let seen = record(&store);
     std::thread::sleep(Duration::from_millis(200)); // past the watcher's start-up read
@@ -273,10 +273,7 @@ fn a_symlink_into_another_kubelet_directory_is_followed() {
 #[test]
 fn a_not_yet_valid_leaf_is_taken_once_valid_without_a_timer() {
     let tmp = tempfile::tempdir().unwrap();
-    let (cert, key) = (tmp.path().join("tls.crt"), tmp.path().join("tls.key"));
-    let first = leaf();
-    std::fs::write(&cert, &first.cert).unwrap();
-    std::fs::write(&key, &first.key).unwrap();
+    let (cert, key, first) = plain_files(tmp.path());
     let store = Store::open(watch_only(&cert, &key)).unwrap();
     let seen = record(&store);
     // Issued a second in the future (a clock a little ahead at the issuer).
