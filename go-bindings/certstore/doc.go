@@ -10,9 +10,12 @@
 // Go learns of a new generation through a subscription callback: it copies the PEM once per
 // generation, frees the library's snapshot at once, builds the tls.Certificate and CA pool,
 // wipes its PEM buffers, and publishes the result with one atomic store. The handshake path
-// (GetConfigForClient, GetClientCertificate) is one atomic load: no cgo call, no file I/O, no
-// allocation. Every Go method that can observe a new generation (Current, Status, Reload)
-// first brings Go's copy up to date, so a generation seen through the API is the one served.
+// (GetConfigForClient, GetClientCertificate) is one atomic load of that result plus one atomic
+// load of the library's generation counter (shared memory): no cgo call, no file I/O, no
+// allocation. Should the library be ahead (the callback has not run yet), that handshake
+// installs the new generation itself, so correctness never depends on the callback. Every Go
+// method that can observe a new generation (Current, Status, Reload) first brings Go's copy up
+// to date, so a generation seen through the API is the one served.
 //
 //	store, err := certstore.Open(certstore.Options{
 //		CertFile: "/certs/tls.crt", KeyFile: "/certs/tls.key", CAFile: "/certs/ca.crt",
