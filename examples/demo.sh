@@ -56,7 +56,13 @@ issue() { # name cn
 	openssl x509 -req -in "$PKI/$1.csr" -CA "$PKI/ca.crt" -CAkey "$PKI/ca.key" -days 30 \
 		-extfile "$PKI/ext.cnf" -out "$PKI/$1.crt" 2>/dev/null
 }
-serial_of() { openssl x509 -noout -serial -in "$1" | cut -d= -f2; }
+# Serials are printed the way the collector logs them: lowercase hex without leading zeros
+# (openssl prints uppercase, padded to whole bytes, e.g. 0B1E7BEC...; otlpsend prints uppercase).
+norm_serial() { tr 'A-F' 'a-f' | sed -e 's/^0*//' -e 's/^$/0/'; }
+serial_of() { openssl x509 -noout -serial -in "$1" | cut -d= -f2 | norm_serial; }
+# strip_resource drops the "resource" attribute (service.instance.id, name, version) from a
+# collector log line, whether other fields follow it or not.
+strip_resource() { sed -E -e 's/"resource": \{[^}]*\}(, )?//' -e 's/[[:space:]]*\{\}$//'; }
 issue server-1 localhost
 issue client client
 echo "server certificate serial: $(serial_of "$PKI/server-1.crt")"
@@ -80,22 +86,45 @@ ls -la "$CERTS"
 # --- the OTLP sender (OTel Go SDK exporter) ---
 step "Building the OTLP sender (OTel Go SDK exporter)"
 (cd "$ROOT/tests/e2e" && "$GO" build -o "$WORK/otlpsend" ./otlpsend)
+SPANS=5
+# otlpsend exports each span as it ends (synchronous exporter): SPANS exports, so the collector
+# receives SPANS batches of one span each; the debug exporter logs one "Traces" line per batch.
+batches_seen=0
 send() {
-	"$WORK/otlpsend" -endpoint "$ENDPOINT" -ca "$PKI/ca.crt" -cert "$PKI/client.crt" -key "$PKI/client.key" -spans 5 ||
+	local out serial
+	out="$("$WORK/otlpsend" -endpoint "$ENDPOINT" -ca "$PKI/ca.crt" -cert "$PKI/client.crt" -key "$PKI/client.key" -spans "$SPANS")" ||
 		fail "sending spans to $ENDPOINT"
+	serial="${out##* }"
+	echo "${out% *} $(norm_serial <<<"$serial")"
+}
+# received waits (up to 5s) for the SPANS batches of the last send in the collector log and
+# prints how many batches and spans arrived since the previous call.
+received() {
+	local total=0 batches=0 spans=0 deadline=$((SECONDS + 5))
+	while :; do
+		total="$(grep -c '"otelcol.signal": "traces"' "$WORK/collector.log" || true)"
+		batches=$((total - batches_seen))
+		((batches < SPANS && SECONDS < deadline)) || break
+		sleep 0.1
+	done
+	spans="$(grep '"otelcol.signal": "traces"' "$WORK/collector.log" | tail -n +$((batches_seen + 1)) |
+		sed -nE 's/.*"spans": ([0-9]+).*/\1/p' | awk '{s += $1} END {print s + 0}')"
+	batches_seen=$total
+	echo "collector (debug exporter): $batches batches received, $spans spans in total"
+	((spans == SPANS)) || fail "the collector received $spans spans, expected $SPANS"
 }
 # served_serial prints the serial of the certificate served to a new connection, or nothing
 # (never a failing status: it runs in wait loops under set -e).
 served_serial() {
 	{ openssl s_client -connect "$ENDPOINT" -alpn h2 -servername localhost -CAfile "$PKI/ca.crt" \
 		-cert "$PKI/client.crt" -key "$PKI/client.key" </dev/null 2>/dev/null |
-		openssl x509 -noout -serial 2>/dev/null | cut -d= -f2; } || true
+		openssl x509 -noout -serial 2>/dev/null | cut -d= -f2 | norm_serial; } || true
 }
 
 # --- the collector ---
 step "Starting $BIN with examples/collector/config.yaml (mTLS on $ENDPOINT from the certstore extension)"
 CERT_DIR="$CERTS" OTLP_ENDPOINT="$ENDPOINT" "$BIN" --config "$ROOT/examples/collector/config.yaml" \
-	--set=service::telemetry::metrics::level=none >"$WORK/collector.log" 2>&1 &
+	--set=service::telemetry::metrics::level=none --set=service::telemetry::logs::sampling::enabled=false >"$WORK/collector.log" 2>&1 &
 COL_PID=$!
 before=""
 deadline=$((SECONDS + READY_TIMEOUT))
@@ -106,13 +135,12 @@ while :; do
 	((SECONDS < deadline)) || fail "the collector is not serving TLS on $ENDPOINT after ${READY_TIMEOUT}s"
 	sleep 0.2
 done
-grep -m1 "Certificate loaded" "$WORK/collector.log" | sed 's/{"resource": {[^}]*}, /{/' || true
+{ grep -m1 "Certificate loaded" "$WORK/collector.log" || true; } | strip_resource
 echo "openssl s_client: served serial $before (collector pid $COL_PID)"
 
 step "Sending spans over mTLS"
 send
-sleep 1
-grep -m1 "Traces" "$WORK/collector.log" | sed 's/{"resource": {[^}]*}, /{/' || true
+received
 
 step "Rotating the certificate kubelet-style (..<timestamp> dir, ..data_tmp, rename over ..data)"
 issue server-2 localhost
@@ -127,15 +155,16 @@ while :; do
 	((SECONDS < deadline)) || fail "still serving ${after:-nothing} after ${ROTATE_TIMEOUT}s, expected $want"
 	sleep 0.1
 done
-{ grep "Certificate rotated" "$WORK/collector.log" || true; } | tail -1 | sed 's/{"resource": {[^}]*}, /{/'
+{ grep "Certificate rotated" "$WORK/collector.log" || true; } | tail -1 | strip_resource
 echo "openssl s_client: served serial $before -> $after, same collector pid $COL_PID (no restart)"
 
 step "Sending spans again over a new connection"
 send
+received
 
 step "Stopping the collector"
 kill -TERM "$COL_PID"
 wait "$COL_PID" 2>/dev/null || true
 COL_PID=""
-grep -m1 "Shutdown complete" "$WORK/collector.log" | sed 's/{"resource": {[^}]*}, /{/' || true
+{ grep -m1 "Shutdown complete" "$WORK/collector.log" || true; } | strip_resource
 printf '\n\033[1mdemo: OK\033[0m: the collector served serial %s, then %s after a kubelet-style rotation, without a restart.\n' "$before" "$after"
