@@ -23,9 +23,14 @@ type clientCreds struct {
 	override string
 	build    func(serverName string) *tls.Config
 
-	mu      sync.Mutex
-	byName  map[string]credentials.TransportCredentials
-	configs map[string]*tls.Config
+	mu     sync.Mutex
+	byName map[string]forServer
+}
+
+// forServer is the client config verifying one server name and the gRPC credentials on it.
+type forServer struct {
+	cfg   *tls.Config
+	creds credentials.TransportCredentials
 }
 
 var _ credentials.TransportCredentials = (*clientCreds)(nil)
@@ -35,21 +40,21 @@ func newClientCreds(override string, build func(string) *tls.Config) *clientCred
 		info:     credentials.NewTLS(&tls.Config{}).Info(),
 		override: override,
 		build:    build,
-		byName:   map[string]credentials.TransportCredentials{},
-		configs:  map[string]*tls.Config{},
+		byName:   map[string]forServer{},
 	}
 }
 
-// tlsConfig returns the client config verifying serverName, built once per name.
-func (c *clientCreds) tlsConfig(name string) *tls.Config {
+// forName returns the client config verifying name and its credentials, built once per name.
+func (c *clientCreds) forName(name string) forServer {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	cfg, ok := c.configs[name]
+	f, ok := c.byName[name]
 	if !ok {
-		cfg = c.build(name)
-		c.configs[name] = cfg
+		cfg := c.build(name)
+		f = forServer{cfg: cfg, creds: credentials.NewTLS(cfg)}
+		c.byName[name] = f
 	}
-	return cfg
+	return f
 }
 
 func hostOf(authority string) string {
@@ -57,18 +62,6 @@ func hostOf(authority string) string {
 		return host
 	}
 	return strings.TrimSuffix(strings.TrimPrefix(authority, "["), "]")
-}
-
-func (c *clientCreds) forName(name string) credentials.TransportCredentials {
-	cfg := c.tlsConfig(name)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	tc, ok := c.byName[name]
-	if !ok {
-		tc = credentials.NewTLS(cfg)
-		c.byName[name] = tc
-	}
-	return tc
 }
 
 // serverName is server_name (or the overridden name) or else the host of hostport.
@@ -83,7 +76,7 @@ func (c *clientCreds) serverName(hostport string) string {
 }
 
 func (c *clientCreds) ClientHandshake(ctx context.Context, authority string, raw net.Conn) (net.Conn, credentials.AuthInfo, error) {
-	return c.forName(c.serverName(authority)).ClientHandshake(ctx, authority, raw)
+	return c.forName(c.serverName(authority)).creds.ClientHandshake(ctx, authority, raw)
 }
 
 func (c *clientCreds) ServerHandshake(net.Conn) (net.Conn, credentials.AuthInfo, error) {
@@ -109,7 +102,6 @@ func (c *clientCreds) OverrideServerName(name string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.override = name
-	c.byName = map[string]credentials.TransportCredentials{}
-	c.configs = map[string]*tls.Config{}
+	c.byName = map[string]forServer{}
 	return nil
 }

@@ -60,7 +60,7 @@ func (e *certstoreExtension) wrapTransport(base *http.Transport) *http.Transport
 		return cfg
 	})
 	t.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
-		cfg := creds.tlsConfig(creds.serverName(addr))
+		cfg := creds.forName(creds.serverName(addr)).cfg
 		raw, err := dial(ctx, network, addr)
 		if err != nil {
 			return nil, err
