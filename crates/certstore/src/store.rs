@@ -154,17 +154,6 @@ impl Store {
     pub fn in_callback(&self) -> bool {
         self.inner.notifier.on_notifier_thread()
     }
-
-    /// Stops the watcher and the notifier, after the events already queued were delivered.
-    /// Must not be called from inside a callback (that would wait for itself): returns
-    /// `Err(self)` there so the caller can keep the store.
-    pub fn close(self) -> Result<(), Store> {
-        if self.in_callback() {
-            return Err(self);
-        }
-        drop(self);
-        Ok(())
-    }
 }
 
 impl std::fmt::Debug for Store {

@@ -40,6 +40,13 @@ fn plain_files(dir: &Path) -> (PathBuf, PathBuf, Pair) {
     (cert, key, first)
 }
 
+/// A store on `cert`/`key` with inotify only (no timer), and the events it reports.
+fn watched(cert: &Path, key: &Path) -> (Store, Arc<Mutex<Seen>>) {
+    let store = Store::open(watch_only(cert, key)).unwrap();
+    let seen = record(&store);
+    (store, seen)
+}
+
 fn watch_only(cert: &Path, key: &Path) -> Options {
     let mut o = Options::new(cert, key);
     o.reread_interval = None;
@@ -70,8 +77,7 @@ fn five_kubelet_swaps_are_each_picked_up() {
 fn cert_then_key_50ms_later_never_publishes_a_mismatch() {
     let tmp = tempfile::tempdir().unwrap();
     let (cert, key, _) = plain_files(tmp.path());
-    let store = Store::open(watch_only(&cert, &key)).unwrap();
-    let seen = record(&store);
+    let (store, seen) = watched(&cert, &key);
     for _ in 0..3 {
         let next = leaf();
         std::fs::write(&cert, &next.cert).unwrap();
@@ -228,8 +234,7 @@ fn ca_bundle_rotation_is_published() {
 fn a_chain_written_in_two_steps_is_read_once_complete() {
     let tmp = tempfile::tempdir().unwrap();
     let (cert, key, first) = plain_files(tmp.path());
-    let store = Store::open(watch_only(&cert, &key)).unwrap();
-    let seen = record(&store);
+    let (store, seen) = watched(&cert, &key);
     std::thread::sleep(Duration::from_millis(200)); // past the watcher's start-up read
     // A renewed leaf for the same key (cert-manager's default rotationPolicy keeps the key),
     // so the leaf alone would validate. `cat leaf.pem intermediate.pem > tls.crt` with a pause
@@ -274,8 +279,7 @@ fn a_symlink_into_another_kubelet_directory_is_followed() {
 fn a_not_yet_valid_leaf_is_taken_once_valid_without_a_timer() {
     let tmp = tempfile::tempdir().unwrap();
     let (cert, key, first) = plain_files(tmp.path());
-    let store = Store::open(watch_only(&cert, &key)).unwrap();
-    let seen = record(&store);
+    let (store, seen) = watched(&cert, &key);
     // Issued a second in the future (a clock a little ahead at the issuer).
     let early = common::leaf_with(&rcgen::PKCS_ECDSA_P256_SHA256, 2, 3600);
     std::fs::write(&key, &early.key).unwrap();

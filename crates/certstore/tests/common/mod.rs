@@ -72,26 +72,28 @@ pub fn ca() -> String {
     params.self_signed(&key).expect("sign").pem()
 }
 
-/// Re-encodes a PKCS#8 key with `openssl` (`-traditional` gives PKCS#1 for RSA, SEC1 for EC;
-/// other arguments e.g. encrypt it).
-pub fn openssl_pkey(pem: &str, args: &[&str]) -> String {
+/// Runs `openssl ARGS` with `stdin` on its standard input and returns its standard output.
+pub fn openssl(args: &[&str], stdin: &[u8]) -> Vec<u8> {
+    use std::io::Write;
     let mut child = Command::new("openssl")
-        .arg("pkey")
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
         .expect("openssl is installed");
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(pem.as_bytes())
-        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "openssl pkey {args:?} failed");
-    String::from_utf8(out.stdout).unwrap()
+    assert!(out.status.success(), "openssl {args:?} failed");
+    out.stdout
+}
+
+/// Re-encodes a PKCS#8 key with `openssl pkey` (`-traditional` gives PKCS#1 for RSA, SEC1 for
+/// EC; other arguments e.g. encrypt it).
+pub fn openssl_pkey(pem: &str, args: &[&str]) -> String {
+    let args: Vec<&str> = std::iter::once("pkey")
+        .chain(args.iter().copied())
+        .collect();
+    String::from_utf8(openssl(&args, pem.as_bytes())).unwrap()
 }
 
 /// A directory written the way the kubelet writes a Secret volume: files live in a
