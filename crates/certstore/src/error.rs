@@ -34,10 +34,12 @@ impl fmt::Display for FileRole {
 pub enum Error {
     /// The options are unusable (empty path, zero size limit, ...).
     InvalidOptions(String),
-    /// The file could not be opened or read.
+    /// The file could not be opened or read. `kind` keeps the operating system's answer
+    /// (`NotFound` for a missing file, `PermissionDenied`, ...).
     Io {
         role: FileRole,
         path: PathBuf,
+        kind: std::io::ErrorKind,
         reason: String,
     },
     /// The path names something other than a regular file (FIFO, directory, device, socket).
@@ -90,7 +92,100 @@ pub enum Error {
     Internal(String),
 }
 
+/// Why a generation was refused, as a stable value for programs (metrics labels, alerts,
+/// the C ABI's `certstore_reason`): the message says the same for people.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Reason {
+    /// The private key does not belong to the leaf certificate.
+    KeyMismatch,
+    /// The leaf's notAfter has passed.
+    Expired,
+    /// The leaf's notBefore has not come yet.
+    NotYetValid,
+    /// The private key is encrypted.
+    EncryptedKey,
+    /// The private key is of a kind the crypto provider cannot load.
+    UnsupportedKey,
+    /// A file is empty, its PEM is broken, it holds no item of the expected kind, or a
+    /// certificate is not valid X.509.
+    Parse,
+    /// A file exceeds the size limit.
+    TooLarge,
+    /// A path names a FIFO, directory, device or socket.
+    NotRegularFile,
+    /// A file does not exist (or a symlink on its path dangles).
+    Missing,
+    /// A file could not be opened or read for another reason (permissions, EIO, EMFILE).
+    Io,
+    /// Anything else: unusable options, a watcher problem, a caught bug.
+    Other,
+}
+
+impl Reason {
+    /// A short snake_case name, stable across versions (used as a metric label).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::KeyMismatch => "key_mismatch",
+            Reason::Expired => "expired",
+            Reason::NotYetValid => "not_yet_valid",
+            Reason::EncryptedKey => "encrypted_key",
+            Reason::UnsupportedKey => "unsupported_key",
+            Reason::Parse => "parse_error",
+            Reason::TooLarge => "too_large",
+            Reason::NotRegularFile => "not_regular_file",
+            Reason::Missing => "missing",
+            Reason::Io => "io_error",
+            Reason::Other => "other",
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl Error {
+    /// The stable reason behind this error.
+    pub fn reason(&self) -> Reason {
+        match self {
+            Error::Io { kind, .. } if *kind == std::io::ErrorKind::NotFound => Reason::Missing,
+            Error::Io { .. } => Reason::Io,
+            Error::NotRegularFile { .. } => Reason::NotRegularFile,
+            Error::TooLarge { .. } => Reason::TooLarge,
+            Error::Empty { .. }
+            | Error::MalformedPem { .. }
+            | Error::NothingFound { .. }
+            | Error::InvalidCertificate { .. } => Reason::Parse,
+            Error::EncryptedKey { .. } => Reason::EncryptedKey,
+            Error::UnsupportedKey { .. } => Reason::UnsupportedKey,
+            Error::KeyMismatch { .. } => Reason::KeyMismatch,
+            Error::Expired { .. } => Reason::Expired,
+            Error::NotYetValid { .. } => Reason::NotYetValid,
+            Error::InvalidOptions(_) | Error::Watch { .. } | Error::Internal(_) => Reason::Other,
+        }
+    }
+
+    /// The file the problem was found in, when there is one.
+    pub fn role(&self) -> Option<FileRole> {
+        match self {
+            Error::Io { role, .. }
+            | Error::NotRegularFile { role, .. }
+            | Error::TooLarge { role, .. }
+            | Error::Empty { role, .. }
+            | Error::MalformedPem { role, .. }
+            | Error::NothingFound { role, .. }
+            | Error::InvalidCertificate { role, .. } => Some(*role),
+            Error::EncryptedKey { .. }
+            | Error::UnsupportedKey { .. }
+            | Error::KeyMismatch { .. } => Some(FileRole::PrivateKey),
+            Error::Expired { .. } | Error::NotYetValid { .. } => Some(FileRole::Certificate),
+            Error::InvalidOptions(_) | Error::Watch { .. } | Error::Internal(_) => None,
+        }
+    }
+
     /// The path the problem was found in, when there is one.
     pub fn path(&self) -> Option<&std::path::Path> {
         match self {
@@ -116,7 +211,9 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::InvalidOptions(why) => write!(f, "invalid options: {why}"),
-            Error::Io { role, path, reason } => {
+            Error::Io {
+                role, path, reason, ..
+            } => {
                 write!(f, "{role} file {}: cannot read: {reason}", path.display())
             }
             Error::NotRegularFile { role, path, kind } => write!(

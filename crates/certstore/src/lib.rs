@@ -20,6 +20,7 @@
 //! # Ok::<(), certstore::Error>(())
 //! ```
 
+mod check;
 mod error;
 mod event;
 mod notifier;
@@ -32,7 +33,8 @@ mod time;
 mod validator;
 mod watcher;
 
-pub use error::{Error, FileRole};
+pub use check::check;
+pub use error::{Error, FileRole, Reason};
 pub use event::Event;
 pub use notifier::SubscriptionId;
 pub use options::{DEFAULT_MAX_FILE_SIZE, DEFAULT_REREAD_INTERVAL, Options, ValidityPolicy};

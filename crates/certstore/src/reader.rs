@@ -124,6 +124,7 @@ fn read_file(
     let io_error = |e: std::io::Error| Error::Io {
         role,
         path: configured.to_path_buf(),
+        kind: e.kind(),
         reason: e.to_string(),
     };
     // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever.

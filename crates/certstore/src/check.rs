@@ -1,0 +1,17 @@
+//! Validating files once, without a store: what `certstore check` and the store's own reload
+//! run, so a command-line verdict and the store's can never disagree.
+
+use crate::error::Error;
+use crate::options::Options;
+use crate::reader::read_generation;
+use crate::snapshot::Snapshot;
+use crate::validator::validate;
+
+/// Reads the files named in `options` once and validates them as a reload at `now_unix`
+/// (unix seconds) would: the same reader, the same validator, no retries, no watching.
+/// Returns the generation that would be served (numbered 1), or the reason it would be refused.
+pub fn check(options: &Options, now_unix: i64) -> Result<Snapshot, Error> {
+    options.check()?;
+    let raw = read_generation(options)?;
+    validate(raw, options, 1, now_unix)
+}
