@@ -44,21 +44,7 @@ func (s *Store) ServerTLSConfig(base *tls.Config) *tls.Config {
 	if base == nil {
 		base = &tls.Config{}
 	}
-	b := &serverBinding{s: s, base: base.Clone()}
-	// Clone is shallow: own the slices, so a later change to base does not leak into
-	// handshakes half-way.
-	b.base.NextProtos = slices.Clone(base.NextProtos)
-	b.base.CipherSuites = slices.Clone(base.CipherSuites)
-	b.base.CurvePreferences = slices.Clone(base.CurvePreferences)
-	b.base.GetConfigForClient = nil
-	b.base.GetCertificate = nil
-	b.base.Certificates = nil
-
-	s.mu.Lock()
-	s.bindings = append(s.bindings, b)
-	b.get(s.st.Load())
-	s.mu.Unlock()
-
+	b := s.newServerBinding(base)
 	outer := base.Clone()
 	outer.Certificates = nil
 	outer.GetConfigForClient = b.getConfigForClient
@@ -79,6 +65,26 @@ func (s *Store) GRPCServerTLSConfig(base *tls.Config) *tls.Config {
 		base.NextProtos = append([]string{"h2"}, base.NextProtos...)
 	}
 	return s.ServerTLSConfig(base)
+}
+
+// newServerBinding registers a config built from base (non-nil) and rebuilt for every state
+// of s; ServerTLSConfigSNI makes one per store.
+func (s *Store) newServerBinding(base *tls.Config) *serverBinding {
+	b := &serverBinding{s: s, base: base.Clone()}
+	// Clone is shallow: own the slices, so a later change to base does not leak into
+	// handshakes half-way.
+	b.base.NextProtos = slices.Clone(base.NextProtos)
+	b.base.CipherSuites = slices.Clone(base.CipherSuites)
+	b.base.CurvePreferences = slices.Clone(base.CurvePreferences)
+	b.base.GetConfigForClient = nil
+	b.base.GetCertificate = nil
+	b.base.Certificates = nil
+
+	s.mu.Lock()
+	s.bindings = append(s.bindings, b)
+	b.get(s.st.Load())
+	s.mu.Unlock()
+	return b
 }
 
 func (b *serverBinding) getConfigForClient(*tls.ClientHelloInfo) (*tls.Config, error) {
