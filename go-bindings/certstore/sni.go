@@ -61,6 +61,7 @@ func ServerTLSConfigSNI(base *tls.Config, def SNIStore, more ...SNIStore) (*tls.
 		}
 		if len(e.ServerNames) == 0 {
 			x.fromSANs = append(x.fromSANs, i)
+			x.counters = append(x.counters, e.Store.libGeneration)
 			continue
 		}
 		names := make([]string, 0, len(e.ServerNames))
@@ -127,8 +128,9 @@ func normalizeServerName(n string) (string, error) {
 }
 
 type sniConfig struct {
-	entries  []sniEntry // entries[0] is the default; fixed after construction
-	fromSANs []int      // entries whose names come from the leaf's SANs
+	entries  []sniEntry          // entries[0] is the default; fixed after construction
+	fromSANs []int               // entries whose names come from the leaf's SANs
+	counters []generationCounter // the library's generation counters of those, in order
 
 	mu  sync.Mutex // serializes rebuild; never taken when the table is fresh
 	tbl atomic.Pointer[sniTable]
@@ -159,10 +161,13 @@ type sniTable struct {
 // table rebuilt, so correctness never depends on the subscription having run.
 func (x *sniConfig) table() *sniTable {
 	t := x.tbl.Load()
-	for _, i := range x.fromSANs {
+	for k, i := range x.fromSANs {
+		lib := x.counters[k].load()
+		if lib <= t.gens[i] {
+			continue
+		}
 		s := x.entries[i].b.s
-		lib := s.libGeneration.load()
-		if lib <= t.gens[i] || lib == s.unusableGen.Load() || s.closed.Load() {
+		if lib == s.unusableGen.Load() || s.closed.Load() {
 			continue
 		}
 		if s.current().snap.Generation > t.gens[i] {
