@@ -70,7 +70,9 @@ func ServerTLSConfigSNI(base *tls.Config, def SNIStore, more ...SNIStore) (*tls.
 			if err != nil {
 				return nil, fmt.Errorf("certstore: ServerTLSConfigSNI: store %d (%s): %w", i, e.Store.opts.CertFile, err)
 			}
-			if j, dup := seen[norm]; dup {
+			if j, dup := seen[norm]; dup && j == i {
+				continue
+			} else if dup {
 				return nil, fmt.Errorf("certstore: ServerTLSConfigSNI: server name %q given for store %d (%s) and store %d (%s)",
 					n, j, all[j].Store.opts.CertFile, i, e.Store.opts.CertFile)
 			}
