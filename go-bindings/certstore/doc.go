@@ -33,6 +33,10 @@
 // GetConfigForClient replaces the one grpc-go prepared, and grpc-go refuses connections
 // without ALPN h2.
 //
+// Several certificates on one listener: ServerTLSConfigSNI picks the Store by the
+// ClientHello's server name (crypto/x509's name matching, exact names before wildcards), with
+// a default Store when nothing matches; names are given or taken from each leaf's SANs.
+//
 // CA rotation: when the CA bundle changes, the previous bundle stays trusted for
 // Options.CAOverlap (server: client CAs; client: roots), then is dropped.
 package certstore

@@ -289,6 +289,9 @@ func TestServerTLSConfigSNIErrors(t *testing.T) {
 			}
 		}
 	}
+	if _, err := ServerTLSConfigSNI(nil, SNIStore{Store: a.s, ServerNames: []string{"x.example", "X.example."}}); err != nil {
+		t.Errorf("one name twice for the same store: %v", err)
+	}
 }
 
 // Per store: ClientCAs from its own CA file, and the base settings (ClientAuth, NextProtos,
