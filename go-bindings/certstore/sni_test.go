@@ -358,9 +358,14 @@ func TestSNIRotationStormOfOneName(t *testing.T) {
 	var stop atomic.Bool
 	var wg sync.WaitGroup
 	var total, failures atomic.Int64
+	var countMu sync.Mutex
+	counts := map[string]int{}
 	worker := func(sni string, want *x509.Certificate) {
 		defer wg.Done()
+		n := 0
+		defer func() { countMu.Lock(); counts[sni] = n; countMu.Unlock() }()
 		for !stop.Load() {
+			n++
 			verify := want == nil || sni != "" && want.VerifyHostname(sni) == nil
 			got, err := dialSNI(srv.addr, sni, ca, verify)
 			total.Add(1)
@@ -408,6 +413,11 @@ func TestSNIRotationStormOfOneName(t *testing.T) {
 	wg.Wait()
 	if f := failures.Load(); f != 0 {
 		t.Fatalf("%d of %d handshakes failed or got a wrong certificate", f, total.Load())
+	}
+	for sni, n := range counts {
+		if n < 5 { // the zero failures above must cover handshakes during the storm
+			t.Errorf("SNI %q: only %d handshakes during the storm", sni, n)
+		}
 	}
 	if g := a.s.Generation(); g != rotations+1 {
 		t.Errorf("a: generation %d, want %d", g, rotations+1)
