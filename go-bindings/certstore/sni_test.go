@@ -494,3 +494,85 @@ func TestSNIGetConfigForClientNoAlloc(t *testing.T) {
 		}
 	}
 }
+
+// Sessions resume per name (each Store has its own ticket keys), and a session of one name
+// never resumes under another: that would give the client a connection authenticated by the
+// other name's certificate.
+func TestSNISessionResumption(t *testing.T) {
+	for _, v := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
+		t.Run(tls.VersionName(v), func(t *testing.T) {
+			ca := newCA(t, "ca")
+			a := newSNIFixture(t, ca, false, "a.example")
+			b := newSNIFixture(t, ca, false, "b.example")
+			cfg, err := ServerTLSConfigSNI(nil, SNIStore{Store: a.s}, SNIStore{Store: b.s})
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv := startServer(t, cfg)
+			cache := &anyNameCache{}
+			client := func(name string) *tls.Config {
+				c := rootsClient(ca)
+				c.ServerName, c.MaxVersion, c.ClientSessionCache = name, v, cache
+				return c
+			}
+			if r := mustDial(t, srv.addr, client("a.example")); r.state.DidResume {
+				t.Fatal("first handshake resumed")
+			}
+			r := mustDial(t, srv.addr, client("a.example"))
+			if !r.state.DidResume || !r.serverLeaf.Equal(a.leaf.cert) {
+				t.Fatalf("a.example: resumed %v, leaf %v", r.state.DidResume, r.serverLeaf.DNSNames)
+			}
+			// The cache offers a.example's session for b.example; without verification the
+			// client does not check the session's certificate against the name itself.
+			other := client("b.example")
+			other.InsecureSkipVerify = true
+			r = mustDial(t, srv.addr, other)
+			if r.state.DidResume || !r.serverLeaf.Equal(b.leaf.cert) {
+				t.Fatalf("b.example with a's session: resumed %v, leaf %v", r.state.DidResume, r.serverLeaf.DNSNames)
+			}
+			// Control: a server choosing by SNI between configs that share ticket keys does
+			// resume that session under the other name, so the client did offer it.
+			key := [32]byte{1}
+			ca2 := newCA(t, "ca2")
+			perName := map[string]*tls.Config{}
+			for _, n := range []string{"a.example", "b.example"} {
+				c := &tls.Config{Certificates: []tls.Certificate{ca2.issueNames(t, n).tlsCert(t)}}
+				c.SetSessionTicketKeys([][32]byte{key})
+				perName[n] = c
+			}
+			shared := startServer(t, &tls.Config{GetConfigForClient: func(h *tls.ClientHelloInfo) (*tls.Config, error) {
+				return perName[h.ServerName], nil
+			}})
+			cache = &anyNameCache{}
+			ctl := func(name string) *tls.Config {
+				c := client(name)
+				c.InsecureSkipVerify = true
+				return c
+			}
+			mustDial(t, shared.addr, ctl("a.example"))
+			if r := mustDial(t, shared.addr, ctl("b.example")); !r.state.DidResume {
+				t.Fatal("control: the session was not offered under the other name")
+			}
+		})
+	}
+}
+
+// anyNameCache holds one session and offers it for every server name.
+type anyNameCache struct {
+	mu sync.Mutex
+	cs *tls.ClientSessionState
+}
+
+func (c *anyNameCache) Get(string) (*tls.ClientSessionState, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cs, c.cs != nil
+}
+
+func (c *anyNameCache) Put(_ string, cs *tls.ClientSessionState) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cs != nil && c.cs == nil {
+		c.cs = cs
+	}
+}
