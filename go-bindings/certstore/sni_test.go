@@ -121,6 +121,10 @@ func TestSNISelection(t *testing.T) {
 		if !got.Equal(c.want.leaf.cert) {
 			t.Errorf("SNI %q: served %v, want %v", c.sni, got.DNSNames, c.want.leaf.cert.DNSNames)
 		}
+		// GetCertificate (what net/http checks for) picks the same.
+		if gc, err := cfg.GetCertificate(&tls.ClientHelloInfo{ServerName: c.sni}); err != nil || !gc.Leaf.Equal(c.want.leaf.cert) {
+			t.Errorf("SNI %q: GetCertificate chose another certificate (%v)", c.sni, err)
+		}
 		if c.want == b {
 			continue // crypto/tls has no explicit names
 		}
