@@ -15,6 +15,7 @@ all: build
 
 build:
 	$(CARGO) build --release -p certstore-ffi
+	$(CARGO) build --release -p certstore-cli   # target/release/certstore; its own run keeps tls12 out of the library
 	ln -sf libcertstore.so $(RELEASE_DIR)/libcertstore.so.0   # the SONAME the linker records
 
 # Regenerate include/certstore.h with cbindgen (the header test compares it otherwise).
