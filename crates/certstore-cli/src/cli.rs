@@ -104,7 +104,8 @@ pub struct ProbeArgs {
     /// Server name to send (SNI) and to verify with --ca. Default: HOST.
     #[arg(long, value_name = "NAME")]
     pub servername: Option<String>,
-    /// Compare the served leaf with the first certificate in FILE (e.g. the mounted tls.crt).
+    /// Compare the served leaf with the first certificate in CERT_FILE (e.g. the mounted
+    /// tls.crt), read again for every probe.
     #[arg(long, value_name = "CERT_FILE")]
     pub against: Option<PathBuf>,
     /// Verify the served chain against this PEM CA bundle. Without it the chain is not
@@ -127,7 +128,7 @@ pub struct ProbeArgs {
     /// Give up on connecting or on the handshake after DURATION.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "5s")]
     pub timeout: Duration,
-    /// Print JSON (one object per probe, one per line) instead of text.
+    /// Print JSON instead of text: one object per line (with --interval, one per change).
     #[arg(long)]
     pub json: bool,
 }
