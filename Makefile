@@ -1,22 +1,83 @@
-# certstore — build, test, bench, demo. `make test` is what CI runs.
+# certstore — build, install, test, bench, demo, image. `make test` is what CI runs.
 SHELL := /bin/bash
 CARGO ?= cargo
 GO ?= go
 CC ?= gcc
-RELEASE_DIR := target/release
-LIB_STATIC := $(RELEASE_DIR)/libcertstore.a
-LIB_SHARED := $(RELEASE_DIR)/libcertstore.so
-C_BUILD := build/c
+PODMAN ?= podman
 
-.PHONY: all build header header-check test test-rust test-c test-go lint bench bench-rust bench-go \
-        collector e2e demo example-c clean
+# Where `make install` puts the library (GNU conventions); DESTDIR stages an install for a
+# package build: `make install DESTDIR=$PWD/stage PREFIX=/usr`.
+PREFIX ?= /usr/local
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+DESTDIR ?=
+
+RELEASE_DIR := target/release
+# The library's version is the crate's ([workspace.package] in Cargo.toml). Its SONAME
+# (libcertstore.so.0, the ABI version) is set by crates/certstore-ffi/build.rs and read back
+# from the built library, so the installed file is libcertstore.so.0.<minor>.<patch>.
+VERSION := $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' Cargo.toml | head -n 1)
+# What a static link needs besides libcertstore.a (`rustc --print native-static-libs`).
+NATIVE_LIBS := -lgcc_s -lutil -lrt -lpthread -lm -ldl
+PC_IN := crates/certstore-ffi/certstore.pc.in
+
+# The uninstalled library: build/lib holds exactly what `make install` installs and
+# build/pkgconfig the .pc files pointing into the tree, so the Go package, the tests and the
+# examples link through pkg-config as an installed user's program does.
+LIB_DIR := $(CURDIR)/build/lib
+PC_DIR := $(CURDIR)/build/pkgconfig
+# Go through the uninstalled .pc; the shared library (the default link) is found at run time
+# through LD_LIBRARY_PATH.
+GO_ENV := PKG_CONFIG_PATH=$(PC_DIR) LD_LIBRARY_PATH=$(LIB_DIR)
+# go-bindings is a workspace of two modules (go.work); `./...` does not span modules there.
+GO_PKGS := ./certstore/... ./certstoreextension/...
+IMAGE ?= localhost/otelcol-certstore:$(VERSION)
+
+.PHONY: all build install uninstall header header-check test test-rust test-c test-go lint \
+        bench bench-rust bench-go collector e2e image e2e-container demo example-c clean
 
 all: build
 
+# $(call write_pc,FILE,NAME,LIBS,LIBS_PRIVATE,PREFIX,LIBDIR,INCLUDEDIR)
+define write_pc
+sed -e 's|@NAME@|$(2)|' -e 's|@LIBS@|$(3)|' -e 's|@LIBS_PRIVATE@|$(4)|' -e 's|@PREFIX@|$(5)|' \
+    -e 's|@LIBDIR@|$(6)|' -e 's|@INCLUDEDIR@|$(7)|' -e 's|@VERSION@|$(VERSION)|' \
+    -e '/^#/d' $(PC_IN) > $(1)
+endef
+# certstore: the shared library (Libs.private for `pkg-config --static`); certstore-static:
+# always libcertstore.a, which a plain -lcertstore would not pick when the .so is beside it.
+define write_pcs
+$(call write_pc,$(1)/certstore.pc,certstore,-lcertstore,$(NATIVE_LIBS),$(2),$(3),$(4))
+$(call write_pc,$(1)/certstore-static.pc,certstore-static,-l:libcertstore.a $(NATIVE_LIBS),,$(2),$(3),$(4))
+endef
+
+# Release artefacts are stripped (Cargo.toml [profile.release]); the static archive also
+# carries the debug info of the C parts (aws-lc) and of std, removed here.
 build:
 	$(CARGO) build --release -p certstore-ffi
 	$(CARGO) build --release -p certstore-cli   # target/release/certstore; its own run keeps tls12 out of the library
-	ln -sf libcertstore.so $(RELEASE_DIR)/libcertstore.so.0   # the SONAME the linker records
+	rm -rf $(LIB_DIR) $(PC_DIR) && mkdir -p $(LIB_DIR) $(PC_DIR)
+	set -e; soname=$$(objdump -p $(RELEASE_DIR)/libcertstore.so | awk '$$1 == "SONAME" {print $$2}'); \
+	  test -n "$$soname" || { echo "build: $(RELEASE_DIR)/libcertstore.so has no SONAME" >&2; exit 1; }; \
+	  real=$$soname.$$(echo $(VERSION) | cut -d. -f2-); \
+	  cp $(RELEASE_DIR)/libcertstore.so $(LIB_DIR)/$$real; \
+	  ln -s $$real $(LIB_DIR)/$$soname; ln -s $$soname $(LIB_DIR)/libcertstore.so
+	strip --strip-debug -o $(LIB_DIR)/libcertstore.a $(RELEASE_DIR)/libcertstore.a
+	$(call write_pcs,$(PC_DIR),$(CURDIR)/build,$(LIB_DIR),$(CURDIR)/include)
+
+install:
+	@test -f $(LIB_DIR)/libcertstore.a || { echo "make install: run 'make build' first" >&2; exit 1; }
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR)
+	cp -P $(LIB_DIR)/libcertstore.so* $(DESTDIR)$(LIBDIR)/
+	install -m 0644 $(LIB_DIR)/libcertstore.a $(DESTDIR)$(LIBDIR)/libcertstore.a
+	install -m 0644 include/certstore.h $(DESTDIR)$(INCLUDEDIR)/certstore.h
+	$(call write_pcs,$(DESTDIR)$(PKGCONFIGDIR),$(PREFIX),$(LIBDIR),$(INCLUDEDIR))
+
+uninstall:
+	rm -f $(DESTDIR)$(LIBDIR)/libcertstore.so $(DESTDIR)$(LIBDIR)/libcertstore.so.* \
+	  $(DESTDIR)$(LIBDIR)/libcertstore.a $(DESTDIR)$(INCLUDEDIR)/certstore.h \
+	  $(DESTDIR)$(PKGCONFIGDIR)/certstore.pc $(DESTDIR)$(PKGCONFIGDIR)/certstore-static.pc
 
 # Regenerate include/certstore.h with cbindgen (the header test compares it otherwise).
 header:
@@ -25,7 +86,7 @@ header:
 header-check:
 	$(CARGO) test -q -p certstore-ffi --test header
 
-test: lint test-rust test-c test-go e2e
+test: lint test-rust test-c test-go e2e e2e-container
 
 test-rust:
 	$(CARGO) test --workspace
@@ -35,17 +96,32 @@ lint:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	cd go-bindings && test -z "$$(gofmt -l .)" || { gofmt -l .; exit 1; }
 	$(MAKE) build
-	cd go-bindings && $(GO) vet ./...
+	cd go-bindings && $(GO_ENV) $(GO) vet $(GO_PKGS)
+	cd go-bindings && $(GO_ENV) $(GO) vet -tags certstore_static $(GO_PKGS)
+	cd go-bindings && CGO_ENABLED=0 $(GO) vet $(GO_PKGS)
 
+# The C harness against an installed copy (DESTDIR staging, found through pkg-config with
+# PKG_CONFIG_SYSROOT_DIR), linked to the shared and to the static library.
+STAGE := $(CURDIR)/build/stage
 test-c: build
-	$(MAKE) -C tests/c test
+	rm -rf $(STAGE)
+	$(MAKE) install DESTDIR=$(STAGE) PREFIX=/usr
+	bash tests/c/check-install.sh $(STAGE) /usr $(VERSION)
+	PKG_CONFIG_SYSROOT_DIR=$(STAGE) PKG_CONFIG_PATH= PKG_CONFIG_LIBDIR=$(STAGE)/usr/lib/pkgconfig \
+	  $(MAKE) -C tests/c test
 	$(MAKE) -C examples/c
 
 example-c: build
 	$(MAKE) -C examples/c
 
+# -race with the shared library (the default link); the static link (the certstore_static
+# tag) once more without -race; and without cgo, where both packages still build and Open
+# says how to turn cgo on.
 test-go: build
-	cd go-bindings && $(GO) test -race -count=1 ./...
+	cd go-bindings && $(GO_ENV) $(GO) test -race -count=1 $(GO_PKGS)
+	cd go-bindings && $(GO_ENV) $(GO) test -count=1 -tags certstore_static ./certstore/...
+	cd go-bindings && CGO_ENABLED=0 $(GO) build $(GO_PKGS)
+	cd go-bindings && CGO_ENABLED=0 $(GO) test -count=1 -run WithoutCgo ./certstore/...
 
 bench: bench-rust bench-go
 
@@ -54,13 +130,26 @@ bench-rust:
 	$(CARGO) bench -p certstore --bench rotation
 
 bench-go: build
-	cd go-bindings && $(GO) test -run '^$$' -bench . -benchmem -count=1 ./certstore/
+	cd go-bindings && $(GO_ENV) $(GO) test -run '^$$' -bench . -benchmem -count=1 ./certstore/
 
+# Both link modes, built by ocb from gomod: (no path) through a local module proxy, against
+# the library installed into build/prefix: dist/otelcol-certstore (libcertstore.so.0) and
+# dist/otelcol-certstore-static.
 collector: build
 	bash examples/collector/build.sh
 
+# The e2e against each collector build (and ldd: which libcertstore each one loads).
 e2e: collector
 	bash tests/e2e/run.sh
+
+# The OCI image of the static collector (packaging/Containerfile), built from this machine's
+# runtime libraries: no base image is pulled.
+image: collector
+	bash packaging/build-image.sh $(IMAGE)
+
+# The image run with podman: Secret-like read-only mount rotated by the kubelet's own writer.
+e2e-container: image
+	bash tests/container/run.sh $(IMAGE)
 
 demo: collector
 	bash examples/demo.sh

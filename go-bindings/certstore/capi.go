@@ -1,14 +1,9 @@
 package certstore
 
-// This file is the only place that talks to the C ABI (include/certstore.h).
-//
-// The Rust library is linked statically (see README.md: "Linking"), so a Go binary that
-// imports this package carries the library inside it and runs from any directory without
-// LD_LIBRARY_PATH or an rpath.
+// This file is the only place that talks to the C ABI (include/certstore.h). The library is
+// found through pkg-config (link_shared.go, link_static.go); without cgo, nocgo.go stands in.
 
 /*
-#cgo CFLAGS: -I${SRCDIR}/../../include
-#cgo LDFLAGS: ${SRCDIR}/../../target/release/libcertstore.a -lm -ldl -lpthread
 #include <stdlib.h>
 #include "certstore.h"
 
@@ -25,17 +20,6 @@ import (
 	"unsafe"
 )
 
-// rawSnapshot is what Go copies out of a certstore_snapshot, once per generation. It holds no
-// pointer into Rust memory.
-type rawSnapshot struct {
-	generation          uint64
-	certPEM, keyPEM     []byte
-	caPEM               []byte // nil when the store has no CA file
-	notBefore, notAfter time.Time
-	serial              string
-	fingerprint         [32]byte
-}
-
 // newError turns a status code and an optional certstore_error into a Go error and frees the
 // certstore_error. It returns nil for CERTSTORE_OK.
 func newError(op string, code C.enum_certstore_code, cerr *C.certstore_error) error {
@@ -51,6 +35,12 @@ func newError(op string, code C.enum_certstore_code, cerr *C.certstore_error) er
 	}
 	return e
 }
+
+// storeHandle is the user data the library passes back to certstoreGoEvent. A type of its
+// own so that store.go does not import runtime/cgo, which cannot be linked without cgo.
+type storeHandle = cgo.Handle
+
+func newStoreHandle(s *Store) storeHandle { return cgo.NewHandle(s) }
 
 // cStore wraps the library's opaque store pointer so that files without cgo can hold it.
 type cStore struct{ p *C.certstore_store }

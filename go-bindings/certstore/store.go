@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
-	"runtime/cgo"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -150,7 +149,7 @@ type Store struct {
 	closed atomic.Bool
 	once   sync.Once
 
-	handle cgo.Handle
+	handle storeHandle
 	subID  uint64
 	// libGeneration is the library's counter: the handshake path compares it with the
 	// generation it serves, so correctness never depends on the callback having run.
@@ -213,7 +212,7 @@ func open(o Options, now func() time.Time) (*Store, error) {
 	// The counter outlives Close: configs handed out may still run handshakes afterwards.
 	runtime.AddCleanup(s, generationCounter.release, s.libGeneration)
 	go s.dispatch()
-	s.handle = cgo.NewHandle(s)
+	s.handle = newStoreHandle(s)
 	id, err := cSubscribe(cs, s.handle)
 	if err != nil {
 		_ = cFree(cs.p)
