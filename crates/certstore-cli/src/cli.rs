@@ -21,8 +21,10 @@ bundle, including the server name.
 
 Exit status:
   0  handshake done (with --against: the served leaf is the file's leaf)
-  1  with --against: the served leaf differs from the file's (the output says which is newer)
-  2  usage error, unreadable file, or the endpoint cannot be reached or the handshake failed
+  1  with --against: the served leaf differs from the file's (the output says which is
+     newer), or the file holds no usable certificate (a broken generation on disk)
+  2  usage error, a file that is missing or cannot be read, or the endpoint cannot be
+     reached or the handshake failed
 With --interval: the status of the last probe.";
 
 const EXIT_STATUS_WATCH: &str = "\

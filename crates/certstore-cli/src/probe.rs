@@ -121,7 +121,10 @@ enum Comparison {
         /// `Some(true)`: the endpoint's leaf is the newer one.
         served_newer: Option<bool>,
     },
-    /// The file could not be read or holds no certificate.
+    /// The file was read but holds no usable certificate (a broken generation on disk): it
+    /// does not hold the served leaf either, so this counts as a difference.
+    Unusable(String),
+    /// The file could not be read.
     FileError(String),
 }
 
@@ -131,7 +134,7 @@ impl Outcome {
             Outcome::Unreachable(_) => EXIT_TROUBLE,
             Outcome::Served(served) => match &served.against {
                 None | Some(Comparison::Match) => EXIT_OK,
-                Some(Comparison::Differ { .. }) => EXIT_REFUSED,
+                Some(Comparison::Differ { .. } | Comparison::Unusable(_)) => EXIT_REFUSED,
                 Some(Comparison::FileError(_)) => EXIT_TROUBLE,
             },
         }
@@ -148,6 +151,7 @@ impl Outcome {
                     Some(Comparison::Differ { file_leaf, .. }) => {
                         format!("differs {}", file_leaf.sha256_hex)
                     }
+                    Some(Comparison::Unusable(why)) => format!("unusable {why}"),
                     Some(Comparison::FileError(why)) => format!("file error {why}"),
                 };
                 format!(
@@ -192,19 +196,22 @@ fn parse_target(text: &str, servername: Option<&str>) -> Result<Target, String> 
     })
 }
 
-fn read_certs(path: &Path, what: &str) -> Result<Vec<CertificateDer<'static>>, String> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| format!("{what} file {}: cannot read: {e}", path.display()))?;
-    let certs = CertificateDer::pem_slice_iter(&bytes)
+fn read(path: &Path, what: &str) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("{what} file {}: cannot read: {e}", path.display()))
+}
+
+fn parse_certs(bytes: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs = CertificateDer::pem_slice_iter(bytes)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("{what} file {}: malformed PEM: {e}", path.display()))?;
+        .map_err(|e| format!("malformed PEM: {e}"))?;
     if certs.is_empty() {
-        return Err(format!(
-            "{what} file {}: no PEM CERTIFICATE block found",
-            path.display()
-        ));
+        return Err("no PEM CERTIFICATE block found".to_owned());
     }
     Ok(certs)
+}
+
+fn read_certs(path: &Path, what: &str) -> Result<Vec<CertificateDer<'static>>, String> {
+    parse_certs(&read(path, what)?).map_err(|e| format!("{what} file {}: {e}", path.display()))
 }
 
 fn client_config(args: &ProbeArgs) -> Result<(Arc<ClientConfig>, Arc<Recorder>), String> {
@@ -337,17 +344,18 @@ fn handshake(
 }
 
 fn compare(served: &Leaf, file: &Path) -> Comparison {
-    let leaf = match read_certs(file, "certificate") {
-        Ok(certs) => match Leaf::from_der(certs[0].as_ref()) {
-            Ok(leaf) => leaf,
-            Err(e) => {
-                return Comparison::FileError(format!(
-                    "certificate file {}: the first certificate is {e}",
-                    file.display()
-                ));
-            }
-        },
-        Err(e) => return Comparison::FileError(e),
+    let bytes = match read(file, "certificate") {
+        Ok(bytes) => bytes,
+        Err(why) => return Comparison::FileError(why),
+    };
+    let parsed = parse_certs(&bytes).and_then(|certs| {
+        Leaf::from_der(certs[0].as_ref()).map_err(|e| format!("the first certificate is {e}"))
+    });
+    let leaf = match parsed {
+        Ok(leaf) => leaf,
+        Err(why) => {
+            return Comparison::Unusable(format!("certificate file {}: {why}", file.display()));
+        }
     };
     if leaf.sha256_hex == served.sha256_hex {
         Comparison::Match
@@ -482,6 +490,9 @@ fn outcome_text(args: &ProbeArgs, target: &Target, outcome: &Outcome) -> String 
                     newer_text(*served_newer)
                 );
             }
+            Comparison::Unusable(why) => {
+                let _ = writeln!(text, "against      DIFFERS: {why}");
+            }
             Comparison::FileError(why) => {
                 let _ = writeln!(text, "against      {why}");
             }
@@ -519,6 +530,7 @@ fn outcome_line(args: &ProbeArgs, outcome: &Outcome) -> String {
                 file_leaf.serial_hex,
                 newer_text(*served_newer)
             ),
+            Some(Comparison::Unusable(why)) => write!(line, " against=DIFFERS: {why}"),
             Some(Comparison::FileError(why)) => write!(line, " against=error: {why}"),
             None => Ok(()),
         };
@@ -569,6 +581,11 @@ fn outcome_json(args: &ProbeArgs, target: &Target, outcome: &Outcome) -> Value {
                             Some(false) => Some("file"),
                             None => None,
                         });
+                    }
+                    Comparison::Unusable(why) => {
+                        against["match"] = json!(false);
+                        against["newer"] = Value::Null;
+                        against["error"] = json!(why);
                     }
                     Comparison::FileError(why) => {
                         against["match"] = Value::Null;

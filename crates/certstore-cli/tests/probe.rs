@@ -254,7 +254,7 @@ fn against_a_different_leaf_exits_1_and_says_which_is_newer() {
 }
 
 #[test]
-fn unreachable_endpoint_or_unreadable_file_exits_2() {
+fn exit_2_when_unreachable_or_unreadable_and_1_for_a_broken_file() {
     let closed = {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap()
@@ -307,6 +307,26 @@ fn unreachable_endpoint_or_unreadable_file_exits_2() {
             .as_str()
             .unwrap()
             .contains(path(&missing)),
+        "{report}"
+    );
+
+    // A broken generation on disk holds no served leaf: a difference (1), not trouble (2).
+    let broken = disk.file("broken.crt", "-----BEGIN CERTIFICATE-----\nAAAA\n");
+    let out = certstore(&[
+        "probe",
+        &server.addr.to_string(),
+        "--against",
+        &broken,
+        "--json",
+    ]);
+    let report = json(&out);
+    assert_eq!(code(&out), 1, "{report}");
+    assert_eq!(report["against"]["match"], false);
+    assert!(
+        report["against"]["error"]
+            .as_str()
+            .unwrap()
+            .contains(&broken),
         "{report}"
     );
 
