@@ -1,6 +1,11 @@
 package certstore
 
 import (
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/fips140"
+	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -120,19 +125,27 @@ func (b *serverBinding) get(st *state) *tls.Config {
 
 // ClientTLSConfig returns a client config that presents the current certificate
 // (GetClientCertificate) and, when the store has a CA file, verifies the server against the
-// current CA pool (including the overlap) on every handshake, resumed ones included.
+// current CA pool (including the overlap; plus base.RootCAs when base sets them) on every
+// handshake, resumed ones included. Use it where one long-lived *tls.Config must be handed
+// over; where you create the connection yourself, prefer ClientConfigSource, with which
+// crypto/tls verifies the server itself.
 //
-// Verification is complete: chain to the current roots, validity at base.Time(), and the
-// server name (DNS name or IP SAN). crypto/tls cannot take roots that change, so the config
-// sets InsecureSkipVerify and does that verification itself in VerifyConnection; nothing is
-// skipped. The name checked is the SNI sent (ConnectionState.ServerName) or, when that is empty
-// because the target is an IP address, base.ServerName; with neither the handshake fails. So
-// set base.ServerName when dialling an IP address.
+// Verification is complete: chain to the current roots, validity at base.Time(), the server
+// name (DNS name or IP SAN) and, when FIPS 140-3 mode is on, crypto/tls's FIPS restrictions on
+// the chain. crypto/tls cannot take roots that change, so the config sets InsecureSkipVerify
+// and does that verification itself in VerifyConnection; nothing is skipped. The name checked
+// is the SNI sent (ConnectionState.ServerName) or, when that is empty because the target is an
+// IP address, base.ServerName; with neither the handshake fails (the name crypto/tls would
+// derive from the dialled address is not visible to a verification callback). So set
+// base.ServerName when dialling an IP address.
 //
-// base.VerifyConnection still runs after that verification. base.VerifyPeerCertificate is
-// called with verifiedChains nil. If base.InsecureSkipVerify is already true, the server is
-// not verified (your choice). Without a CA file, base.RootCAs (nil: system roots) are used by
-// crypto/tls as usual. base may be nil.
+// After that verification base.VerifyPeerCertificate is called with the raw certificates and
+// the verified chains, then base.VerifyConnection with VerifiedChains filled in the state it
+// is given. Because crypto/tls itself skipped verification, tls.Conn.ConnectionState() of the
+// finished connection has no VerifiedChains: use ClientConfigSource when you need them there.
+// If base.InsecureSkipVerify is already true, the server is not verified (your choice).
+// Without a CA file, base.RootCAs (nil: system roots) are used by crypto/tls as usual. base may
+// be nil.
 func (s *Store) ClientTLSConfig(base *tls.Config) *tls.Config {
 	if base == nil {
 		base = &tls.Config{}
@@ -146,14 +159,29 @@ func (s *Store) ClientTLSConfig(base *tls.Config) *tls.Config {
 		return cfg
 	}
 	cfg.InsecureSkipVerify = true
+	// Called by VerifyConnection below with the chains, not by crypto/tls with nil.
+	cfg.VerifyPeerCertificate = nil
 	name := base.ServerName
+	userPeer := base.VerifyPeerCertificate
 	userVerify := base.VerifyConnection
 	timeFn := base.Time
+	extraRoots := base.RootCAs
 	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
-		if err := s.verifyServer(cs, name, timeFn); err != nil {
+		chains, err := s.verifyServer(cs, name, timeFn, extraRoots)
+		if err != nil {
 			return err
 		}
+		if userPeer != nil {
+			raw := make([][]byte, len(cs.PeerCertificates))
+			for i, c := range cs.PeerCertificates {
+				raw[i] = c.Raw
+			}
+			if err := userPeer(raw, chains); err != nil {
+				return err
+			}
+		}
 		if userVerify != nil {
+			cs.VerifiedChains = chains
 			return userVerify(cs)
 		}
 		return nil
@@ -161,21 +189,81 @@ func (s *Store) ClientTLSConfig(base *tls.Config) *tls.Config {
 	return cfg
 }
 
+// ClientConfigSource returns a function that gives the client config for a new connection:
+// a clone of base presenting the current certificate and, when the store has a CA file, with
+// RootCAs set to the current CA pool (including the overlap; plus base.RootCAs when base sets
+// them, e.g. the system pool). crypto/tls then verifies the server itself, exactly as with
+// static roots: the name in ServerName (or derived by tls.Dial), FIPS restrictions,
+// VerifyPeerCertificate with the verified chains, ConnectionState.VerifiedChains. Call the
+// function once per connection (tls.Client(conn, get())); it returns a config cached per
+// served state: one atomic load when nothing rotated. Without a CA file, base.RootCAs (nil:
+// system roots) are used. base may be nil.
+func (s *Store) ClientConfigSource(base *tls.Config) func() *tls.Config {
+	if base == nil {
+		base = &tls.Config{}
+	}
+	b := base.Clone()
+	b.NextProtos = slices.Clone(base.NextProtos)
+	b.CipherSuites = slices.Clone(base.CipherSuites)
+	b.CurvePreferences = slices.Clone(base.CurvePreferences)
+	b.Certificates = nil
+	var last atomic.Pointer[cachedConfig]
+	var mu sync.Mutex
+	return func() *tls.Config {
+		st := s.current()
+		if c := last.Load(); c != nil && c.st == st {
+			return c.cfg
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if c := last.Load(); c != nil && (c.st == st || c.st.seq > st.seq) {
+			return c.cfg
+		}
+		cfg := b.Clone()
+		cert := st.snap.Certificate
+		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			return &cert, nil
+		}
+		if st.hasCA && !b.InsecureSkipVerify {
+			cfg.RootCAs = rootsOf(st, b.RootCAs)
+		}
+		last.Store(&cachedConfig{st: st, cfg: cfg})
+		return cfg
+	}
+}
+
+// rootsOf is the trust of st: its pool as is, or extra plus st's CA certificates.
+func rootsOf(st *state, extra *x509.CertPool) *x509.CertPool {
+	if extra == nil {
+		return st.snap.CAPool
+	}
+	pool := extra.Clone()
+	for _, c := range st.snap.CACerts {
+		pool.AddCert(c)
+	}
+	for _, c := range st.prevCA {
+		pool.AddCert(c)
+	}
+	return pool
+}
+
 var errNoServerName = errors.New("certstore: no server name to verify: set tls.Config.ServerName (needed when dialling an IP address)")
 
-func (s *Store) verifyServer(cs tls.ConnectionState, fallbackName string, timeFn func() time.Time) error {
+// verifyServer does what crypto/tls does for a client with static roots, against the current
+// ones, and returns the verified chains.
+func (s *Store) verifyServer(cs tls.ConnectionState, fallbackName string, timeFn func() time.Time, extraRoots *x509.CertPool) ([][]*x509.Certificate, error) {
 	if len(cs.PeerCertificates) == 0 {
-		return errors.New("certstore: server sent no certificate")
+		return nil, errors.New("certstore: server sent no certificate")
 	}
 	name := cs.ServerName
 	if name == "" {
 		name = fallbackName
 	}
 	if name == "" {
-		return errNoServerName
+		return nil, errNoServerName
 	}
 	opts := x509.VerifyOptions{
-		Roots:         s.current().snap.CAPool,
+		Roots:         rootsOf(s.current(), extraRoots),
 		DNSName:       name,
 		Intermediates: x509.NewCertPool(),
 		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
@@ -186,8 +274,42 @@ func (s *Store) verifyServer(cs tls.ConnectionState, fallbackName string, timeFn
 	for _, c := range cs.PeerCertificates[1:] {
 		opts.Intermediates.AddCert(c)
 	}
-	if _, err := cs.PeerCertificates[0].Verify(opts); err != nil {
-		return &tls.CertificateVerificationError{UnverifiedCertificates: cs.PeerCertificates, Err: err}
+	chains, err := cs.PeerCertificates[0].Verify(opts)
+	if err == nil {
+		chains, err = fipsAllowedChains(chains)
 	}
-	return nil
+	if err != nil {
+		return nil, &tls.CertificateVerificationError{UnverifiedCertificates: cs.PeerCertificates, Err: err}
+	}
+	return chains, nil
+}
+
+// fipsAllowedChains keeps the chains crypto/tls accepts in FIPS 140-3 mode (every key RSA of
+// at least 2048 bits, ECDSA on P-256/384/521 or Ed25519), as crypto/tls does for static roots.
+func fipsAllowedChains(chains [][]*x509.Certificate) ([][]*x509.Certificate, error) {
+	if !fips140.Enabled() {
+		return chains, nil
+	}
+	var kept [][]*x509.Certificate
+	for _, chain := range chains {
+		if len(chain) > 0 && !slices.ContainsFunc(chain, func(c *x509.Certificate) bool { return !fipsAllowedKey(c) }) {
+			kept = append(kept, chain)
+		}
+	}
+	if len(kept) == 0 {
+		return nil, errors.New("certstore: no FIPS compatible certificate chains found")
+	}
+	return kept, nil
+}
+
+func fipsAllowedKey(c *x509.Certificate) bool {
+	switch k := c.PublicKey.(type) {
+	case *rsa.PublicKey:
+		return k.N.BitLen() >= 2048
+	case *ecdsa.PublicKey:
+		return k.Curve == elliptic.P256() || k.Curve == elliptic.P384() || k.Curve == elliptic.P521()
+	case ed25519.PublicKey:
+		return true
+	}
+	return false
 }

@@ -4,6 +4,7 @@
 package certstoreextension // import "github.com/certstore-dev/certstore/go-bindings/certstoreextension"
 
 import (
+	"container/list"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -15,46 +16,63 @@ import (
 )
 
 // clientCreds are the gRPC transport credentials of the client side. The server name to
-// verify comes from server_name or, per target, from the dial authority (host part): the
-// certstore client config verifies against the name it was built with, and crypto/tls sends no
-// SNI for an IP address, so one config per server name is built and cached.
+// verify comes from server_name_override or, per target, from the dial authority (host part):
+// crypto/tls verifies the name in the config, and sends no SNI for an IP address, so one
+// config source per server name is built and cached. The cache is bounded (least recently
+// used names are dropped): a load-balancing exporter may dial a new name per backend, forever.
 type clientCreds struct {
 	info     credentials.ProtocolInfo
 	override string
-	build    func(serverName string) *tls.Config
+	build    func(serverName string) func() *tls.Config
+	max      int
 
 	mu     sync.Mutex
-	byName map[string]forServer
+	byName map[string]*list.Element // of *namedSource
+	lru    *list.List               // front: most recently used
 }
 
-// forServer is the client config verifying one server name and the gRPC credentials on it.
-type forServer struct {
-	cfg   *tls.Config
-	creds credentials.TransportCredentials
+type namedSource struct {
+	name string
+	get  func() *tls.Config
 }
 
 var _ credentials.TransportCredentials = (*clientCreds)(nil)
 
-func newClientCreds(override string, build func(string) *tls.Config) *clientCreds {
+func newClientCreds(override string, build func(string) func() *tls.Config) *clientCreds {
 	return &clientCreds{
 		info:     credentials.NewTLS(&tls.Config{}).Info(),
 		override: override,
 		build:    build,
-		byName:   map[string]forServer{},
+		max:      maxServerNames,
+		byName:   map[string]*list.Element{},
+		lru:      list.New(),
 	}
 }
 
-// forName returns the client config verifying name and its credentials, built once per name.
-func (c *clientCreds) forName(name string) forServer {
+// forName returns the config of a new connection verifying name.
+func (c *clientCreds) forName(name string) *tls.Config {
+	c.mu.Lock()
+	el, ok := c.byName[name]
+	if ok {
+		c.lru.MoveToFront(el)
+	} else {
+		el = c.lru.PushFront(&namedSource{name: name, get: c.build(name)})
+		c.byName[name] = el
+		for c.lru.Len() > c.max {
+			old := c.lru.Back()
+			c.lru.Remove(old)
+			delete(c.byName, old.Value.(*namedSource).name)
+		}
+	}
+	get := el.Value.(*namedSource).get
+	c.mu.Unlock()
+	return get()
+}
+
+func (c *clientCreds) cached() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	f, ok := c.byName[name]
-	if !ok {
-		cfg := c.build(name)
-		f = forServer{cfg: cfg, creds: credentials.NewTLS(cfg)}
-		c.byName[name] = f
-	}
-	return f
+	return len(c.byName)
 }
 
 func hostOf(authority string) string {
@@ -64,7 +82,7 @@ func hostOf(authority string) string {
 	return strings.TrimSuffix(strings.TrimPrefix(authority, "["), "]")
 }
 
-// serverName is server_name (or the overridden name) or else the host of hostport.
+// serverName is server_name_override (or the overridden name) or else the host of hostport.
 func (c *clientCreds) serverName(hostport string) string {
 	c.mu.Lock()
 	name := c.override
@@ -76,7 +94,7 @@ func (c *clientCreds) serverName(hostport string) string {
 }
 
 func (c *clientCreds) ClientHandshake(ctx context.Context, authority string, raw net.Conn) (net.Conn, credentials.AuthInfo, error) {
-	return c.forName(c.serverName(authority)).creds.ClientHandshake(ctx, authority, raw)
+	return credentials.NewTLS(c.forName(c.serverName(authority))).ClientHandshake(ctx, authority, raw)
 }
 
 func (c *clientCreds) ServerHandshake(net.Conn) (net.Conn, credentials.AuthInfo, error) {
@@ -102,6 +120,7 @@ func (c *clientCreds) OverrideServerName(name string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.override = name
-	c.byName = map[string]forServer{}
+	c.byName = map[string]*list.Element{}
+	c.lru.Init()
 	return nil
 }

@@ -4,24 +4,31 @@
 package certstoreextension // import "github.com/certstore-dev/certstore/go-bindings/certstoreextension"
 
 import (
+	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
-	"sort"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/config/configtls"
 )
 
-// Client authentication modes accepted by client_auth.
+// Client authentication modes accepted by client_auth, with the meaning of Go's
+// tls.ClientAuthType (the names of the upstream proposal for configtls).
 const (
-	ClientAuthNone    = "none"    // no client certificate is asked for
-	ClientAuthRequest = "request" // asked for; verified against ca_file when one is sent
-	ClientAuthRequire = "require" // mandatory and verified against ca_file (mTLS)
+	ClientAuthNone          = "none"            // tls.NoClientCert: no client certificate is asked for
+	ClientAuthRequest       = "request"         // tls.RequestClientCert: asked for, never verified
+	ClientAuthRequire       = "require"         // tls.RequireAndVerifyClientCert: mandatory and verified (mTLS)
+	ClientAuthVerifyIfGiven = "verify_if_given" // tls.VerifyClientCertIfGiven: optional, verified when sent
 )
 
-// Config is the configuration of the certstore extension.
+// Config is the configuration of the certstore extension. Like configtls.ServerConfig and
+// ClientConfig, the settings shared by both sides and the side-specific ones sit at one level
+// of the YAML; in Go they are grouped.
 //
 //	extensions:
 //	  certstore:
@@ -30,180 +37,171 @@ const (
 //	    ca_file: /certs/ca.crt
 //	    client_auth: require
 type Config struct {
+	TLS    TLSConfig           `mapstructure:",squash"`
+	Server ServerSideConfig    `mapstructure:",squash"`
+	Client ClientSideConfig    `mapstructure:",squash"`
+	Expiry ExpiryConfig        `mapstructure:",squash"`
+	Copy   ValidatedCopyConfig `mapstructure:",squash"`
+
+	// prevent unkeyed literal initialization
+	_ struct{}
+}
+
+// TLSConfig holds the files and the settings shared by the server and the client side. The
+// names, parsing and FIPS behaviour are those of configtls.Config.
+type TLSConfig struct {
 	// CertFile is the PEM certificate (chain) served by receivers and presented by exporters.
 	CertFile string `mapstructure:"cert_file"`
 	// KeyFile is the PEM private key matching CertFile (not encrypted).
 	KeyFile string `mapstructure:"key_file"`
 	// CAFile is a PEM CA bundle: the client CAs on the server side, the roots on the client side.
 	CAFile string `mapstructure:"ca_file"`
-	// ClientAuth is none, request or require. Empty means require when ca_file is set, none otherwise.
-	ClientAuth string `mapstructure:"client_auth"`
-	// ReloadInterval is the safety re-read interval (file events do the fast path). 0 disables it.
-	ReloadInterval time.Duration `mapstructure:"reload_interval"`
-	// CAOverlap is how long the previous CA bundle stays trusted after ca_file changes.
-	CAOverlap time.Duration `mapstructure:"ca_overlap"`
-	// MinVersion and MaxVersion are "1.0", "1.1", "1.2" or "1.3". MaxVersion empty means the newest.
+	// IncludeSystemCACertsPool adds the system roots to ca_file on the client side.
+	IncludeSystemCACertsPool bool `mapstructure:"include_system_ca_certs_pool"`
+	// MinVersion and MaxVersion are "1.0", "1.1", "1.2" or "1.3" (default 1.2 and the newest).
 	MinVersion string `mapstructure:"min_version"`
 	MaxVersion string `mapstructure:"max_version"`
 	// CipherSuites (TLS 1.2 and older) by IANA name, e.g. TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256.
 	CipherSuites []string `mapstructure:"cipher_suites"`
-	// CurvePreferences by name: X25519, P256, P384, P521, X25519MLKEM768.
+	// CurvePreferences by name: P256, P384, P521, and without FIPS X25519, X25519MLKEM768.
 	CurvePreferences []string `mapstructure:"curve_preferences"`
-	// ExpiryWarning reports a warning status when the served leaf expires within this duration. 0 disables it.
-	ExpiryWarning time.Duration `mapstructure:"expiry_warning"`
-	// ServerName overrides the name checked against the server certificate on the client side
-	// (default: the host of the exporter endpoint).
-	ServerName string `mapstructure:"server_name"`
+	// ReloadInterval is the safety re-read interval (file events do the fast path). 0 disables it.
+	ReloadInterval time.Duration `mapstructure:"reload_interval"`
+	// CAOverlap is how long the previous CA bundle stays trusted after ca_file changes. 0 (the
+	// default) drops it at once.
+	CAOverlap time.Duration `mapstructure:"ca_overlap"`
+}
 
-	// prevent unkeyed literal initialization
-	_ struct{}
+// ServerSideConfig holds what only receivers use.
+type ServerSideConfig struct {
+	// ClientAuth is none, request, require or verify_if_given. Empty means require when
+	// ca_file is set, none otherwise.
+	ClientAuth string `mapstructure:"client_auth"`
+}
+
+// ClientSideConfig holds what only exporters use.
+type ClientSideConfig struct {
+	// ServerNameOverride is the name checked against the server certificate (and sent as SNI)
+	// instead of the host of the exporter's endpoint.
+	ServerNameOverride string `mapstructure:"server_name_override"`
+	// HandshakeTimeout bounds the TLS handshake of a connection an HTTP exporter dials.
+	HandshakeTimeout time.Duration `mapstructure:"handshake_timeout"`
+}
+
+// ExpiryConfig says when an approaching expiry is logged, and whether it also changes the
+// component status.
+type ExpiryConfig struct {
+	// ExpiryWarning logs a warning while the served leaf or a CA expires within this duration.
+	// 0 disables the warning. The time left is always a metric.
+	ExpiryWarning time.Duration `mapstructure:"expiry_warning"`
+	// ExpiryStatus also reports a RecoverableError status within expiry_warning. Off by
+	// default: a health check could restart a pod whose certificate is simply not renewed yet.
+	ExpiryStatus bool `mapstructure:"expiry_status"`
+}
+
+// ValidatedCopyConfig is the copy of the last validated generation for components that read
+// certificate files themselves (confighttp servers, configtls used directly).
+type ValidatedCopyConfig struct {
+	// ValidatedDir is a directory the extension owns: it writes tls.crt, tls.key and ca.crt
+	// there with the kubelet's atomic layout, after validation only. Empty: no copy.
+	ValidatedDir string `mapstructure:"validated_dir"`
 }
 
 var _ component.Config = (*Config)(nil)
 
+// maxServerNames bounds the per-server-name client config cache (a load-balancing exporter
+// may dial a new name per backend, forever).
+const maxServerNames = 256
+
 func createDefaultConfig() component.Config {
 	return &Config{
-		ReloadInterval: time.Minute,
-		CAOverlap:      time.Hour,
-		MinVersion:     "1.2",
-		ExpiryWarning:  7 * 24 * time.Hour,
+		TLS: TLSConfig{
+			ReloadInterval: time.Minute,
+			MinVersion:     "1.2",
+		},
+		Client: ClientSideConfig{HandshakeTimeout: 10 * time.Second},
+		Expiry: ExpiryConfig{ExpiryWarning: 7 * 24 * time.Hour},
 	}
 }
 
-var tlsVersions = map[string]uint16{
-	"1.0": tls.VersionTLS10,
-	"1.1": tls.VersionTLS11,
-	"1.2": tls.VersionTLS12,
-	"1.3": tls.VersionTLS13,
-}
-
-var curveNames = map[string]tls.CurveID{
-	"X25519":         tls.X25519,
-	"P256":           tls.CurveP256,
-	"P384":           tls.CurveP384,
-	"P521":           tls.CurveP521,
-	"X25519MLKEM768": tls.X25519MLKEM768,
-	// Go's own spellings are accepted too.
-	"CurveP256": tls.CurveP256,
-	"CurveP384": tls.CurveP384,
-	"CurveP521": tls.CurveP521,
+// configtlsConfig is the configtls view of the shared settings, so that versions, cipher
+// suites and curves are parsed by configtls itself (same names, same errors, same FIPS build
+// behaviour). It holds no file: certstore reads and validates the files.
+func (t *TLSConfig) configtlsConfig() configtls.Config {
+	return configtls.Config{
+		MinVersion:       t.MinVersion,
+		MaxVersion:       t.MaxVersion,
+		CipherSuites:     t.CipherSuites,
+		CurvePreferences: t.CurvePreferences,
+	}
 }
 
 // Validate checks the configuration; the files themselves are checked when the extension starts.
 func (cfg *Config) Validate() error {
 	var errs []error
-	if strings.TrimSpace(cfg.CertFile) == "" {
+	if strings.TrimSpace(cfg.TLS.CertFile) == "" {
 		errs = append(errs, errors.New("cert_file is required (the PEM certificate to serve, e.g. /certs/tls.crt)"))
 	}
-	if strings.TrimSpace(cfg.KeyFile) == "" {
+	if strings.TrimSpace(cfg.TLS.KeyFile) == "" {
 		errs = append(errs, errors.New("key_file is required (the PEM private key of cert_file, e.g. /certs/tls.key)"))
 	}
-	switch cfg.ClientAuth {
-	case "", ClientAuthNone:
-	case ClientAuthRequest, ClientAuthRequire:
-		if cfg.CAFile == "" {
-			errs = append(errs, fmt.Errorf("client_auth %q needs ca_file (the CA bundle client certificates are verified against)", cfg.ClientAuth))
+	switch cfg.Server.ClientAuth {
+	case "", ClientAuthNone, ClientAuthRequest:
+	case ClientAuthRequire, ClientAuthVerifyIfGiven:
+		if cfg.TLS.CAFile == "" {
+			errs = append(errs, fmt.Errorf("client_auth %q needs ca_file (the CA bundle client certificates are verified against)", cfg.Server.ClientAuth))
 		}
 	default:
-		errs = append(errs, fmt.Errorf("client_auth %q is not valid: use none, request or require", cfg.ClientAuth))
+		errs = append(errs, fmt.Errorf("client_auth %q is not valid: use none, request, require or verify_if_given", cfg.Server.ClientAuth))
 	}
-	if cfg.ReloadInterval < 0 {
-		errs = append(errs, fmt.Errorf("reload_interval must not be negative (got %s); use 0 to disable the periodic re-read", cfg.ReloadInterval))
-	} else if cfg.ReloadInterval > 0 && cfg.ReloadInterval < time.Second {
-		errs = append(errs, fmt.Errorf("reload_interval %s is too short: use at least 1s (file changes are picked up at once anyway)", cfg.ReloadInterval))
+	if cfg.TLS.ReloadInterval < 0 {
+		errs = append(errs, fmt.Errorf("reload_interval must not be negative (got %s); use 0 to disable the periodic re-read", cfg.TLS.ReloadInterval))
+	} else if cfg.TLS.ReloadInterval > 0 && cfg.TLS.ReloadInterval < time.Second {
+		errs = append(errs, fmt.Errorf("reload_interval %s is too short: use at least 1s (file changes are picked up at once anyway)", cfg.TLS.ReloadInterval))
 	}
-	if cfg.CAOverlap < 0 {
-		errs = append(errs, fmt.Errorf("ca_overlap must not be negative (got %s)", cfg.CAOverlap))
+	if cfg.TLS.CAOverlap < 0 {
+		errs = append(errs, fmt.Errorf("ca_overlap must not be negative (got %s)", cfg.TLS.CAOverlap))
 	}
-	if cfg.ExpiryWarning < 0 {
-		errs = append(errs, fmt.Errorf("expiry_warning must not be negative (got %s); use 0 to disable the warning", cfg.ExpiryWarning))
+	if cfg.Client.HandshakeTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("handshake_timeout must be positive (got %s)", cfg.Client.HandshakeTimeout))
 	}
-	minV, minErr := parseVersion("min_version", cfg.MinVersion)
-	maxV, maxErr := parseVersion("max_version", cfg.MaxVersion)
-	if minErr != nil {
-		errs = append(errs, minErr)
+	if cfg.Expiry.ExpiryWarning < 0 {
+		errs = append(errs, fmt.Errorf("expiry_warning must not be negative (got %s); use 0 to disable the warning", cfg.Expiry.ExpiryWarning))
 	}
-	if maxErr != nil {
-		errs = append(errs, maxErr)
+	if cfg.Expiry.ExpiryStatus && cfg.Expiry.ExpiryWarning == 0 {
+		errs = append(errs, errors.New("expiry_status needs expiry_warning (how long before expiry the status changes)"))
 	}
-	if minErr == nil && maxErr == nil && minV != 0 && maxV != 0 && minV > maxV {
-		errs = append(errs, fmt.Errorf("min_version %q is newer than max_version %q", cfg.MinVersion, cfg.MaxVersion))
+	if d := cfg.Copy.ValidatedDir; d != "" {
+		errs = append(errs, validateCopyDir(d, cfg.TLS))
 	}
-	if _, err := parseCipherSuites(cfg.CipherSuites); err != nil {
+	ct := cfg.TLS.configtlsConfig()
+	if err := ct.Validate(); err != nil {
 		errs = append(errs, err)
-	}
-	if _, err := parseCurves(cfg.CurvePreferences); err != nil {
+	} else if _, err := (configtls.ClientConfig{Config: ct}).LoadTLSConfig(context.Background()); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
 
-func parseVersion(field, v string) (uint16, error) {
-	if v == "" {
-		return 0, nil
+// validateCopyDir refuses a validated_dir that would overwrite or hide the source files.
+func validateCopyDir(dir string, t TLSConfig) error {
+	if !filepath.IsAbs(dir) {
+		return fmt.Errorf("validated_dir %q must be an absolute path", dir)
 	}
-	if n, ok := tlsVersions[v]; ok {
-		return n, nil
-	}
-	return 0, fmt.Errorf("%s %q is not valid: use \"1.0\", \"1.1\", \"1.2\" or \"1.3\"", field, v)
-}
-
-func parseCipherSuites(names []string) ([]uint16, error) {
-	if len(names) == 0 {
-		return nil, nil
-	}
-	known := map[string]uint16{}
-	for _, cs := range tls.CipherSuites() {
-		known[cs.Name] = cs.ID
-	}
-	var ids []uint16
-	var bad []string
-	for _, n := range names {
-		id, ok := known[n]
-		if !ok {
-			bad = append(bad, n)
-			continue
+	clean := filepath.Clean(dir)
+	for _, f := range []string{t.CertFile, t.KeyFile, t.CAFile} {
+		if f != "" && filepath.Dir(filepath.Clean(f)) == clean {
+			return fmt.Errorf("validated_dir %q must not be the directory of the source files (%s)", dir, f)
 		}
-		ids = append(ids, id)
 	}
-	if len(bad) > 0 {
-		valid := make([]string, 0, len(known))
-		for n := range known {
-			valid = append(valid, n)
-		}
-		sort.Strings(valid)
-		return nil, fmt.Errorf("cipher_suites: unknown or insecure suite(s) %s; valid names: %s",
-			strings.Join(bad, ", "), strings.Join(valid, ", "))
-	}
-	return ids, nil
-}
-
-func parseCurves(names []string) ([]tls.CurveID, error) {
-	if len(names) == 0 {
-		return nil, nil
-	}
-	var ids []tls.CurveID
-	var bad []string
-	for _, n := range names {
-		id, ok := curveNames[n]
-		if !ok {
-			bad = append(bad, n)
-			continue
-		}
-		ids = append(ids, id)
-	}
-	if len(bad) > 0 {
-		return nil, fmt.Errorf("curve_preferences: unknown curve(s) %s; valid names: X25519, P256, P384, P521, X25519MLKEM768",
-			strings.Join(bad, ", "))
-	}
-	return ids, nil
+	return nil
 }
 
 // clientAuthType maps client_auth to crypto/tls.
 func (cfg *Config) clientAuthType() tls.ClientAuthType {
-	mode := cfg.ClientAuth
+	mode := cfg.Server.ClientAuth
 	if mode == "" {
-		if cfg.CAFile != "" {
+		if cfg.TLS.CAFile != "" {
 			mode = ClientAuthRequire
 		} else {
 			mode = ClientAuthNone
@@ -211,27 +209,33 @@ func (cfg *Config) clientAuthType() tls.ClientAuthType {
 	}
 	switch mode {
 	case ClientAuthRequest:
-		return tls.VerifyClientCertIfGiven
+		return tls.RequestClientCert
 	case ClientAuthRequire:
 		return tls.RequireAndVerifyClientCert
+	case ClientAuthVerifyIfGiven:
+		return tls.VerifyClientCertIfGiven
 	default:
 		return tls.NoClientCert
 	}
 }
 
-// baseTLSConfig holds the settings shared by the server and client sides (validated config assumed).
-func (cfg *Config) baseTLSConfig() *tls.Config {
-	minV, _ := parseVersion("min_version", cfg.MinVersion)
-	maxV, _ := parseVersion("max_version", cfg.MaxVersion)
-	suites, _ := parseCipherSuites(cfg.CipherSuites)
-	curves, _ := parseCurves(cfg.CurvePreferences)
-	if minV == 0 {
-		minV = tls.VersionTLS12
+// baseTLSConfig holds the settings shared by the server and client sides, parsed by configtls
+// (validated config assumed). RootCAs is the system pool with include_system_ca_certs_pool.
+func (cfg *Config) baseTLSConfig() (*tls.Config, error) {
+	parsed, err := (configtls.ClientConfig{Config: cfg.TLS.configtlsConfig()}).LoadTLSConfig(context.Background())
+	if err != nil {
+		return nil, err
 	}
-	return &tls.Config{
-		MinVersion:       minV,
-		MaxVersion:       maxV,
-		CipherSuites:     suites,
-		CurvePreferences: curves,
+	base := &tls.Config{
+		MinVersion:       parsed.MinVersion,
+		MaxVersion:       parsed.MaxVersion,
+		CipherSuites:     parsed.CipherSuites,
+		CurvePreferences: parsed.CurvePreferences,
 	}
+	if cfg.TLS.IncludeSystemCACertsPool {
+		if base.RootCAs, err = x509.SystemCertPool(); err != nil {
+			return nil, fmt.Errorf("include_system_ca_certs_pool: %w", err)
+		}
+	}
+	return base, nil
 }

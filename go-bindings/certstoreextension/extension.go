@@ -21,24 +21,12 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	"github.com/certstore-dev/certstore/go-bindings/certstore"
+	"github.com/certstore-dev/certstore/go-bindings/certstoreextension/tlsprovider"
 )
 
-// TLSConfigProvider is implemented by the certstore extension. Custom components (an HTTP
-// receiver, a non-gRPC exporter) look the extension up with GetTLSConfigProvider and use these
-// configs in their listener or transport: every new handshake uses the current certificate.
-type TLSConfigProvider interface {
-	// ServerTLSConfig returns a server config serving the current certificate, with the
-	// extension's client_auth, versions, cipher suites and curves, and NextProtos h2 and
-	// http/1.1. It is nil before the extension has started.
-	ServerTLSConfig() *tls.Config
-	// ClientTLSConfig returns a client config presenting the current certificate and verifying
-	// servers against the current ca_file roots, for the name in server_name or, when that is
-	// empty, the SNI name sent (a DNS name). It is nil before the extension has started.
-	ClientTLSConfig() *tls.Config
-	// ClientTLSConfigForServer is ClientTLSConfig verifying the server against serverName (a
-	// DNS name or an IP address): use it when dialling an IP address, which sends no SNI.
-	ClientTLSConfigForServer(serverName string) *tls.Config
-}
+// TLSConfigProvider is implemented by the certstore extension (see package tlsprovider, which
+// custom components can import without cgo).
+type TLSConfigProvider = tlsprovider.TLSConfigProvider
 
 var (
 	_ extension.Extension            = (*certstoreExtension)(nil)
@@ -60,6 +48,11 @@ func GetTLSConfigProvider(host component.Host, id component.ID) (TLSConfigProvid
 	return p, nil
 }
 
+// checkInterval is how often the status, the expiry and the validated copy are re-checked
+// while no event arrives: a reload that finds the served files again (unchanged) clears the
+// error without an event, and the end of a CA overlap changes the trust without one.
+var checkInterval = time.Second
+
 type certstoreExtension struct {
 	cfg    *Config
 	id     component.ID
@@ -79,10 +72,14 @@ type certstoreExtension struct {
 	stop       chan struct{}
 	done       chan struct{}
 	closed     bool
+	plainLog   rateLimit
 
-	mu         sync.Mutex // serializes status evaluation and reporting; guards lastStatus
-	lastStatus string
-	stopping   atomic.Bool // set by Shutdown (under mu): no status is reported afterwards
+	mu          sync.Mutex // serializes checks and reporting; guards the fields below
+	lastStatus  string
+	copy        *copyWriter
+	copyErr     error
+	expiryState string
+	stopping    atomic.Bool // set by Shutdown (under mu): no status is reported afterwards
 }
 
 func newExtension(cfg *Config, set extension.Settings) *certstoreExtension {
@@ -95,21 +92,26 @@ func newExtension(cfg *Config, set extension.Settings) *certstoreExtension {
 }
 
 func (e *certstoreExtension) options() certstore.Options {
-	reload := e.cfg.ReloadInterval
+	reload := e.cfg.TLS.ReloadInterval
 	if reload == 0 {
 		reload = -1 // the Go package reads 0 as "default"; the YAML's 0 means "off"
 	}
 	return certstore.Options{
-		CertFile:       e.cfg.CertFile,
-		KeyFile:        e.cfg.KeyFile,
-		CAFile:         e.cfg.CAFile,
+		CertFile:       e.cfg.TLS.CertFile,
+		KeyFile:        e.cfg.TLS.KeyFile,
+		CAFile:         e.cfg.TLS.CAFile,
 		ReloadInterval: reload,
-		CAOverlap:      e.cfg.CAOverlap,
+		CAOverlap:      e.cfg.TLS.CAOverlap,
 	}
 }
 
-// Start loads and validates the files; a bad initial certificate stops the collector with the reason.
+// Start loads and validates the files; a bad initial certificate stops the collector with the
+// reason. It reports no status: the service reports OK after Start; changes follow.
 func (e *certstoreExtension) Start(_ context.Context, host component.Host) error {
+	base, err := e.cfg.baseTLSConfig()
+	if err != nil {
+		return fmt.Errorf("certstore %s: %w", e.id, err)
+	}
 	store, err := certstore.Open(e.options())
 	if err != nil {
 		return fmt.Errorf("certstore %s: %w", e.id, err)
@@ -117,8 +119,8 @@ func (e *certstoreExtension) Start(_ context.Context, host component.Host) error
 	e.store = store
 	e.host = host
 
-	base := e.cfg.baseTLSConfig()
 	srv := base.Clone()
+	srv.RootCAs = nil
 	srv.ClientAuth = e.cfg.clientAuthType()
 	grpcBase := srv.Clone()
 	grpcBase.NextProtos = []string{"h2"}
@@ -127,31 +129,53 @@ func (e *certstoreExtension) Start(_ context.Context, host component.Host) error
 	httpBase.NextProtos = []string{"h2", "http/1.1"}
 	e.httpServer = store.ServerTLSConfig(httpBase)
 	e.clientBase = base.Clone()
-	e.client = e.ClientTLSConfigForServer(e.cfg.ServerName)
-	e.grpcClient = newClientCreds(e.cfg.ServerName, e.ClientTLSConfigForServer)
+	e.client = e.ClientTLSConfigForServer(e.cfg.Client.ServerNameOverride)
+	e.grpcClient = newClientCreds(e.cfg.Client.ServerNameOverride, e.clientSource(nil))
 
+	fail := func(err error) error {
+		if e.telemetry != nil {
+			e.telemetry.shutdown()
+			e.telemetry = nil
+		}
+		e.closed = true
+		_ = store.Close()
+		return fmt.Errorf("certstore %s: %w", e.id, err)
+	}
 	tel, err := newTelemetry(e.set, e.id, store)
 	if err != nil {
-		_ = store.Close()
-		e.store = nil
-		return fmt.Errorf("certstore %s: telemetry: %w", e.id, err)
+		return fail(fmt.Errorf("telemetry: %w", err))
 	}
 	e.telemetry = tel
 
 	if snap, err := store.Current(); err == nil {
 		e.logger.Info("Certificate loaded",
-			zap.String("cert_file", e.cfg.CertFile),
+			zap.String("cert_file", e.cfg.TLS.CertFile),
 			zap.String("serial", snap.Serial),
 			zap.Time("not_after", snap.NotAfter),
 			zap.Uint64("generation", snap.Generation),
 			zap.Int("ca_certs", len(snap.CACerts)))
 	}
+	if dir := e.cfg.Copy.ValidatedDir; dir != "" {
+		w, err := newCopyWriter(dir)
+		if err != nil {
+			return fail(err)
+		}
+		e.copy = w
+		e.mu.Lock()
+		e.syncCopyLocked()
+		err = e.copyErr
+		e.mu.Unlock()
+		if err != nil {
+			return fail(err)
+		}
+	}
 
+	e.lastStatus = statusOK // what the service reports once Start returns
 	e.unsub = store.Subscribe(e.onEvent)
 	e.stop = make(chan struct{})
 	e.done = make(chan struct{})
-	go e.expiryLoop()
-	e.updateStatus()
+	go e.checkLoop()
+	e.check()
 	return nil
 }
 
@@ -163,75 +187,153 @@ func (e *certstoreExtension) onEvent(ev certstore.Event) {
 	switch ev.Kind {
 	case certstore.EventRotated:
 		e.logger.Info("Certificate rotated",
-			zap.String("cert_file", e.cfg.CertFile),
+			zap.String("cert_file", e.cfg.TLS.CertFile),
 			zap.String("serial", ev.Serial),
 			zap.Time("not_after", ev.NotAfter),
 			zap.Uint64("generation", ev.Generation))
 	case certstore.EventReloadFailed:
 		// An error, without the stack trace zap adds at error level (it says nothing here).
 		e.logger.WithOptions(zap.AddStacktrace(zap.DPanicLevel)).Error("Certificate reload failed; still serving the last good certificate",
-			zap.String("cert_file", e.cfg.CertFile),
-			zap.String("key_file", e.cfg.KeyFile),
-			zap.String("ca_file", e.cfg.CAFile),
+			zap.String("cert_file", e.cfg.TLS.CertFile),
+			zap.String("key_file", e.cfg.TLS.KeyFile),
+			zap.String("ca_file", e.cfg.TLS.CAFile),
 			zap.Uint64("serving_generation", ev.Generation),
 			zap.Error(ev.Err))
 	}
-	e.updateStatus()
+	e.check()
 }
 
-// expiryLoop re-evaluates the expiry warning while no file changes.
-func (e *certstoreExtension) expiryLoop() {
+func (e *certstoreExtension) checkLoop() {
 	defer close(e.done)
-	t := time.NewTicker(time.Minute)
+	t := time.NewTicker(checkInterval)
 	defer t.Stop()
 	for {
 		select {
 		case <-e.stop:
 			return
 		case <-t.C:
-			e.updateStatus()
+			e.check()
 		}
 	}
 }
 
-// updateStatus reports OK, or a recoverable error when the last reload failed or the served
-// leaf expires within expiry_warning. Only changes are reported.
-func (e *certstoreExtension) updateStatus() {
-	// Evaluate and report under one lock so that concurrent callers (notifier, ticker) cannot
-	// report an older evaluation after a newer one.
+// check brings the validated copy up to date, logs an approaching expiry and reports the
+// status when it changed. Under one lock, so that concurrent callers (notifier, ticker) cannot
+// report an older evaluation after a newer one.
+func (e *certstoreExtension) check() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.stopping.Load() {
 		return
 	}
-	ev, key := e.evaluateStatus(time.Now())
+	if e.copy != nil {
+		e.syncCopyLocked()
+	}
+	now := time.Now()
+	e.logExpiryLocked(now)
+	ev, key := e.evaluateStatus(e.store.Status(), now)
 	if key != e.lastStatus && e.host != nil {
 		e.lastStatus = key
 		componentstatus.ReportStatus(e.host, ev)
 	}
 }
 
-func (e *certstoreExtension) evaluateStatus(now time.Time) (*componentstatus.Event, string) {
-	st := e.store.Status()
-	if !st.LastFailure.IsZero() && st.LastFailure.After(st.LastSuccess) {
-		err := st.LastError
-		if err == nil {
-			err = errors.New("unknown error")
+// syncCopyLocked writes the generation served now into validated_dir when it differs from
+// what the directory holds. Only a generation the store validated and serves is ever written.
+func (e *certstoreExtension) syncCopyLocked() {
+	snap, err := e.store.Current()
+	var g *generationFiles
+	if err == nil {
+		g, err = encodeGeneration(snap.Certificate.Certificate, snap.Certificate.PrivateKey,
+			e.store.TrustedCAs(), e.cfg.TLS.CAFile != "")
+	}
+	var wrote bool
+	if err == nil {
+		wrote, err = e.copy.write(g)
+		if !wrote {
+			g.wipe()
 		}
-		err = fmt.Errorf("certificate reload failed, serving generation %d: %w", st.Generation, err)
+	}
+	if wrote {
+		e.telemetry.copyWrite(true)
+		e.logger.Info("Validated copy written",
+			zap.String("validated_dir", e.cfg.Copy.ValidatedDir),
+			zap.String("serial", snap.Serial),
+			zap.Uint64("generation", snap.Generation))
+	}
+	if err != nil {
+		e.telemetry.copyWrite(false)
+		if e.copyErr == nil || e.copyErr.Error() != err.Error() {
+			e.logger.WithOptions(zap.AddStacktrace(zap.DPanicLevel)).Error("Writing the validated copy failed; readers keep the previous one",
+				zap.String("validated_dir", e.cfg.Copy.ValidatedDir), zap.Error(err))
+		}
+	}
+	e.copyErr = err
+}
+
+// expiring returns what expires first within expiry_warning among the leaf and the trusted
+// CAs, or "" when nothing does.
+func (e *certstoreExtension) expiring(now time.Time) (what string, notAfter time.Time) {
+	w := e.cfg.Expiry.ExpiryWarning
+	if w == 0 {
+		return "", time.Time{}
+	}
+	snap, err := e.store.Current()
+	if err != nil {
+		return "", time.Time{}
+	}
+	if snap.NotAfter.Sub(now) < w {
+		what, notAfter = "served certificate (serial "+snap.Serial+")", snap.NotAfter
+	}
+	for _, ca := range e.store.TrustedCAs() {
+		if ca.NotAfter.Sub(now) < w && (what == "" || ca.NotAfter.Before(notAfter)) {
+			what, notAfter = "CA certificate "+ca.Subject.String()+" (serial "+fmt.Sprintf("%x", ca.SerialNumber)+")", ca.NotAfter
+		}
+	}
+	return what, notAfter
+}
+
+func (e *certstoreExtension) logExpiryLocked(now time.Time) {
+	what, notAfter := e.expiring(now)
+	state := what + notAfter.String()
+	if what == "" || state == e.expiryState {
+		e.expiryState = state
+		return
+	}
+	e.expiryState = state
+	e.logger.Warn("Certificate expires soon; renew it (the extension picks the new files up at once)",
+		zap.String("certificate", what), zap.Time("not_after", notAfter),
+		zap.Duration("expiry_warning", e.cfg.Expiry.ExpiryWarning))
+}
+
+const statusOK = "ok"
+
+// evaluateStatus: a recoverable error while the last reload failed (the files on disk are
+// refused, or Go could not use a generation the library published) or the validated copy
+// cannot be written, and, with expiry_status, while something expires within expiry_warning;
+// OK otherwise. A reload that finds the served files again clears LastError.
+func (e *certstoreExtension) evaluateStatus(st certstore.Status, now time.Time) (*componentstatus.Event, string) {
+	if st.LastError != nil && !errors.Is(st.LastError, certstore.ErrClosed) {
+		err := fmt.Errorf("certificate reload failed, serving generation %d: %w", st.Generation, st.LastError)
 		return componentstatus.NewRecoverableErrorEvent(err), "reload-failed:" + err.Error()
 	}
-	if e.cfg.ExpiryWarning > 0 && !st.NotAfter.IsZero() && st.NotAfter.Sub(now) < e.cfg.ExpiryWarning {
-		var err error
-		if now.After(st.NotAfter) {
-			err = fmt.Errorf("served certificate expired at %s", st.NotAfter.UTC().Format(time.RFC3339))
-		} else {
-			err = fmt.Errorf("served certificate expires at %s, within expiry_warning %s",
-				st.NotAfter.UTC().Format(time.RFC3339), e.cfg.ExpiryWarning)
-		}
-		return componentstatus.NewRecoverableErrorEvent(err), "expiry:" + err.Error()
+	if e.copyErr != nil {
+		err := fmt.Errorf("validated copy not written: %w", e.copyErr)
+		return componentstatus.NewRecoverableErrorEvent(err), "copy:" + err.Error()
 	}
-	return componentstatus.NewEvent(componentstatus.StatusOK), "ok"
+	if e.cfg.Expiry.ExpiryStatus {
+		if what, notAfter := e.expiring(now); what != "" {
+			var err error
+			if now.After(notAfter) {
+				err = fmt.Errorf("%s expired at %s", what, notAfter.UTC().Format(time.RFC3339))
+			} else {
+				err = fmt.Errorf("%s expires at %s, within expiry_warning %s", what,
+					notAfter.UTC().Format(time.RFC3339), e.cfg.Expiry.ExpiryWarning)
+			}
+			return componentstatus.NewRecoverableErrorEvent(err), "expiry:" + err.Error()
+		}
+	}
+	return componentstatus.NewEvent(componentstatus.StatusOK), statusOK
 }
 
 // Shutdown stops watching and releases the store. Safe without Start and more than once.
@@ -261,21 +363,32 @@ func (e *certstoreExtension) Shutdown(context.Context) error {
 
 // GetGRPCServerOptions makes a configgrpc server (e.g. the OTLP receiver) serve the current
 // certificate. configgrpc appends middleware options after its own, and grpc-go uses the last
-// grpc.Creds, so this replaces any tls: block of the receiver.
+// grpc.Creds, so this replaces any tls: block of the receiver. That order is not a contract:
+// the interceptors refuse every call that did not arrive over TLS, so a change upstream can
+// never turn the receiver into a plaintext one.
 func (e *certstoreExtension) GetGRPCServerOptions(context.Context) ([]grpc.ServerOption, error) {
 	if e.grpcServer == nil {
 		return nil, fmt.Errorf("certstore %s is not started", e.id)
 	}
-	return []grpc.ServerOption{grpc.Creds(credentials.NewTLS(e.grpcServer))}, nil
+	return []grpc.ServerOption{
+		grpc.Creds(credentials.NewTLS(e.grpcServer)),
+		grpc.ChainUnaryInterceptor(e.requireTLSUnary),
+		grpc.ChainStreamInterceptor(e.requireTLSStream),
+	}, nil
 }
 
 // GetGRPCClientOptions makes a configgrpc client (e.g. the OTLP exporter) present the current
-// client certificate and verify the server against the current roots.
+// client certificate and verify the server against the current roots. A per-RPC credential
+// that requires transport security makes grpc-go refuse a connection that is not TLS, should
+// other transport credentials ever win over these.
 func (e *certstoreExtension) GetGRPCClientOptions(context.Context) ([]grpc.DialOption, error) {
 	if e.grpcClient == nil {
 		return nil, fmt.Errorf("certstore %s is not started", e.id)
 	}
-	return []grpc.DialOption{grpc.WithTransportCredentials(e.grpcClient)}, nil
+	return []grpc.DialOption{
+		grpc.WithTransportCredentials(e.grpcClient),
+		grpc.WithPerRPCCredentials(requireTLSCreds{id: e.id}),
+	}, nil
 }
 
 // ServerTLSConfig implements TLSConfigProvider.
@@ -292,4 +405,15 @@ func (e *certstoreExtension) ClientTLSConfigForServer(serverName string) *tls.Co
 	base := e.clientBase.Clone()
 	base.ServerName = serverName
 	return e.store.ClientTLSConfig(base)
+}
+
+// clientSource returns, per server name, the function giving the config of a new connection:
+// crypto/tls verifies the server itself against the current roots (name, chains, FIPS).
+func (e *certstoreExtension) clientSource(nextProtos []string) func(serverName string) func() *tls.Config {
+	return func(serverName string) func() *tls.Config {
+		base := e.clientBase.Clone()
+		base.ServerName = serverName
+		base.NextProtos = nextProtos
+		return e.store.ClientConfigSource(base)
+	}
 }

@@ -7,6 +7,8 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
+	"fmt"
 	"math/big"
 	"net"
 	"sync"
@@ -22,12 +24,19 @@ import (
 	"go.opentelemetry.io/collector/extension/extensiontest"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/peer"
+
+	"github.com/certstore-dev/certstore/go-bindings/certstore"
 )
+
+// Checks run often in tests, so waiting for one is short.
+func init() { checkInterval = 20 * time.Millisecond }
 
 // statusHost records the status events reported by the extension.
 type statusHost struct {
@@ -62,11 +71,24 @@ func (h *statusHost) last() *componentstatus.Event {
 
 func startExtension(t *testing.T, name string, cfg *Config, host *statusHost, tel *componenttest.Telemetry) *certstoreExtension {
 	t.Helper()
+	return startExt(t, name, cfg, host, tel, nil)
+}
+
+func startExtensionWithLogger(t *testing.T, name string, cfg *Config, host *statusHost, logger *zap.Logger) *certstoreExtension {
+	t.Helper()
+	return startExt(t, name, cfg, host, nil, logger)
+}
+
+func startExt(t *testing.T, name string, cfg *Config, host *statusHost, tel *componenttest.Telemetry, logger *zap.Logger) *certstoreExtension {
+	t.Helper()
 	require.NoError(t, cfg.Validate())
 	set := extensiontest.NewNopSettings(Type)
 	set.ID = component.MustNewIDWithName("certstore", name)
 	if tel != nil {
 		set.TelemetrySettings = tel.NewTelemetrySettings()
+	}
+	if logger != nil {
+		set.Logger = logger
 	}
 	ext, err := NewFactory().Create(context.Background(), set, cfg)
 	require.NoError(t, err)
@@ -78,11 +100,34 @@ func startExtension(t *testing.T, name string, cfg *Config, host *statusHost, te
 
 func config(d certDir, withCA bool) *Config {
 	cfg := createDefaultConfig().(*Config)
-	cfg.CertFile, cfg.KeyFile = d.cert(), d.key()
+	cfg.TLS.CertFile, cfg.TLS.KeyFile = d.cert(), d.key()
 	if withCA {
-		cfg.CAFile = d.ca()
+		cfg.TLS.CAFile = d.ca()
 	}
 	return cfg
+}
+
+func floatMetric(t *testing.T, tel *componenttest.Telemetry, name string, attrs ...attribute.KeyValue) (float64, bool) {
+	t.Helper()
+	m, err := tel.GetMetric(name)
+	if err != nil {
+		return 0, false
+	}
+	g, ok := m.Data.(metricdata.Gauge[float64])
+	if !ok {
+		return 0, false
+	}
+	for _, p := range g.DataPoints {
+		match := true
+		for _, a := range attrs {
+			v, ok := p.Attributes.Value(a.Key)
+			match = match && ok && v == a.Value
+		}
+		if match {
+			return p.Value, true
+		}
+	}
+	return 0, false
 }
 
 func servedSerial(t *testing.T, addr string, cfg *tls.Config) (*big.Int, error) {
@@ -133,32 +178,34 @@ func TestStatusMetricsAndBadRotation(t *testing.T) {
 	tel := componenttest.NewTelemetry()
 	t.Cleanup(func() { require.NoError(t, tel.Shutdown(context.Background())) })
 	host := newStatusHost()
-	cfg := config(d, false)
-	cfg.ExpiryWarning = time.Hour
+	cfg := config(d, true)
+	cfg.Expiry.ExpiryWarning = time.Hour
 	ext := startExtension(t, "status", cfg, host, tel)
 	inst := attribute.String("certstore.extension", "certstore/status")
 
-	require.NotNil(t, host.last())
-	assert.Equal(t, componentstatus.StatusOK, host.last().Status())
+	assert.Nil(t, host.last(), "Start reports no status (the service reports OK after it)")
 	snap, err := ext.store.Current()
 	require.NoError(t, err)
 	gen1 := snap.Generation
-	v, ok := metricValue(t, tel, "certstore.certificate.generation", inst)
+	v, ok := metricValue(t, tel, "otelcol_certstore_generation", inst)
 	require.True(t, ok)
 	assert.Equal(t, int64(gen1), v)
-	v, ok = metricValue(t, tel, "certstore.certificate.not_after", inst)
+	left, ok := floatMetric(t, tel, "otelcol_certstore_certificate_time_left", inst,
+		attribute.String("certstore.certificate.role", "leaf"), attribute.String("certstore.certificate.serial", snap.Serial))
 	require.True(t, ok)
-	assert.Equal(t, snap.NotAfter.Unix(), v)
-	_, ok = metricValue(t, tel, "certstore.reload.last_success", inst)
+	assert.InDelta(t, time.Until(snap.NotAfter).Seconds(), left, 60)
+	caLeft, ok := floatMetric(t, tel, "otelcol_certstore_certificate_time_left", inst,
+		attribute.String("certstore.certificate.role", "ca"), attribute.String("certstore.certificate.serial", ca.cert.SerialNumber.Text(16)))
 	require.True(t, ok)
+	assert.InDelta(t, time.Until(ca.cert.NotAfter).Seconds(), caLeft, 60)
 
 	// Bad rotation: a new certificate with the key of another one.
 	c2, _, _ := ca.issue(t, "server-2", 24*time.Hour)
 	_, kOther, _ := ca.issue(t, "other", 24*time.Hour)
-	d.write(t, c2, kOther, nil)
+	d.write(t, c2, kOther, ca.pem)
 	waitFor(t, "recoverable error after a bad rotation", func() bool {
 		ev := host.last()
-		return ev.Status() == componentstatus.StatusRecoverableError && ev.Err() != nil
+		return ev != nil && ev.Status() == componentstatus.StatusRecoverableError && ev.Err() != nil
 	})
 	assert.Contains(t, host.last().Err().Error(), "certificate reload failed")
 	snap, err = ext.store.Current()
@@ -166,34 +213,88 @@ func TestStatusMetricsAndBadRotation(t *testing.T) {
 	assert.Equal(t, gen1, snap.Generation, "the last good certificate stays")
 	assert.Equal(t, 0, s1.Cmp(snap.Certificate.Leaf.SerialNumber))
 	waitFor(t, "reload failure metric", func() bool {
-		v, ok := metricValue(t, tel, "certstore.reloads", inst, attribute.String("result", "failure"))
+		v, ok := metricValue(t, tel, "otelcol_certstore_reloads", inst, attribute.String("outcome", "failure"))
 		return ok && v >= 1
 	})
 
-	// The next good rotation recovers.
-	c3, k3, s3 := ca.issue(t, "server-3", 24*time.Hour)
-	d.write(t, c3, k3, nil)
-	waitFor(t, "OK after a good rotation", func() bool { return host.last().Status() == componentstatus.StatusOK })
+	// Restoring the files being served is no new generation, and yet the error is gone: OK.
+	d.write(t, c1, k1, ca.pem)
+	require.NoError(t, ext.store.Reload())
+	waitFor(t, "OK after the served files are restored", func() bool { return host.last().Status() == componentstatus.StatusOK })
 	snap, err = ext.store.Current()
 	require.NoError(t, err)
+	assert.Equal(t, gen1, snap.Generation)
+
+	// The next good rotation is served.
+	c3, k3, s3 := ca.issue(t, "server-3", 24*time.Hour)
+	d.write(t, c3, k3, ca.pem)
+	waitFor(t, "the new generation", func() bool {
+		snap, err = ext.store.Current()
+		return err == nil && snap.Generation > gen1
+	})
 	assert.Equal(t, 0, s3.Cmp(snap.Certificate.Leaf.SerialNumber))
-	assert.Greater(t, snap.Generation, gen1)
 	waitFor(t, "generation metric", func() bool {
-		v, ok := metricValue(t, tel, "certstore.certificate.generation", inst)
+		v, ok := metricValue(t, tel, "otelcol_certstore_generation", inst)
 		return ok && v == int64(snap.Generation)
 	})
-	v, ok = metricValue(t, tel, "certstore.reloads", inst, attribute.String("result", "success"))
+	v, ok = metricValue(t, tel, "otelcol_certstore_reloads", inst, attribute.String("outcome", "success"))
 	require.True(t, ok)
 	assert.GreaterOrEqual(t, v, int64(2))
+	assert.Equal(t, componentstatus.StatusOK, host.last().Status())
+}
 
-	// A certificate expiring within expiry_warning is a warning (recoverable error).
-	c4, k4, _ := ca.issue(t, "server-4", 30*time.Minute)
-	d.write(t, c4, k4, nil)
-	waitFor(t, "expiry warning", func() bool {
-		ev := host.last()
-		return ev.Status() == componentstatus.StatusRecoverableError && ev.Err() != nil
-	})
-	assert.Contains(t, host.last().Err().Error(), "within expiry_warning 1h0m0s")
+// Expiry is a metric and a log; the status changes only with expiry_status.
+func TestExpiryLogAndOptInStatus(t *testing.T) {
+	for _, optIn := range []bool{false, true} {
+		t.Run(fmt.Sprintf("expiry_status=%v", optIn), func(t *testing.T) {
+			ca := newTestCA(t, "expiry CA")
+			c1, k1, _ := ca.issue(t, "server-1", 24*time.Hour)
+			d := newCertDir(t, c1, k1, nil)
+			host := newStatusHost()
+			cfg := config(d, false)
+			cfg.Expiry.ExpiryWarning = time.Hour
+			cfg.Expiry.ExpiryStatus = optIn
+			core, logs := observer.New(zap.InfoLevel)
+			ext := startExtensionWithLogger(t, "expiry", cfg, host, zap.New(core))
+
+			c2, k2, s2 := ca.issue(t, "server-2", 30*time.Minute)
+			d.write(t, c2, k2, nil)
+			waitFor(t, "the short-lived certificate", func() bool {
+				snap, err := ext.store.Current()
+				return err == nil && snap.Certificate.Leaf.SerialNumber.Cmp(s2) == 0
+			})
+			waitFor(t, "the expiry warning in the log", func() bool {
+				return logs.FilterMessageSnippet("Certificate expires soon").Len() == 1
+			})
+			if optIn {
+				waitFor(t, "expiry status", func() bool {
+					ev := host.last()
+					return ev != nil && ev.Status() == componentstatus.StatusRecoverableError
+				})
+				assert.Contains(t, host.last().Err().Error(), "within expiry_warning 1h0m0s")
+				return
+			}
+			// One more check round: the status stays untouched.
+			ext.check()
+			assert.Nil(t, host.last(), "expiry alone reports no error without expiry_status")
+			assert.Equal(t, 1, logs.FilterMessageSnippet("Certificate expires soon").Len(), "logged once, not on every check")
+		})
+	}
+}
+
+// A generation the library validated but Go cannot use is an error, not OK.
+func TestStatusFromLastError(t *testing.T) {
+	e := &certstoreExtension{cfg: createDefaultConfig().(*Config)}
+	ev, _ := e.evaluateStatus(certstore.Status{Generation: 3, LastSuccess: time.Now(),
+		LastError: errors.New("x509: negative serial number")}, time.Now())
+	require.Equal(t, componentstatus.StatusRecoverableError, ev.Status())
+	assert.Contains(t, ev.Err().Error(), "serving generation 3: x509: negative serial number")
+	// Timestamps do not decide: an old failure with no error now is OK.
+	ev, _ = e.evaluateStatus(certstore.Status{Generation: 3, LastFailure: time.Now()}, time.Now())
+	assert.Equal(t, componentstatus.StatusOK, ev.Status())
+	// After Shutdown the store reports ErrClosed: not a reload failure.
+	ev, _ = e.evaluateStatus(certstore.Status{LastError: certstore.ErrClosed}, time.Now())
+	assert.Equal(t, componentstatus.StatusOK, ev.Status())
 }
 
 func TestGRPCMiddlewareHandshakeAndRotation(t *testing.T) {
@@ -205,7 +306,7 @@ func TestGRPCMiddlewareHandshakeAndRotation(t *testing.T) {
 	host := newStatusHost()
 
 	srvCfg := config(srvDir, true)
-	srvCfg.ClientAuth = ClientAuthRequire
+	srvCfg.Server.ClientAuth = ClientAuthRequire
 	srvExt := startExtension(t, "server", srvCfg, host, nil)
 	cliExt := startExtension(t, "client", config(cliDir, true), host, nil)
 

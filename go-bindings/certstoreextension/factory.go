@@ -8,18 +8,17 @@ import (
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/extension"
+
+	"github.com/certstore-dev/certstore/go-bindings/certstoreextension/internal/metadata"
 )
 
-// Type and stability of the extension (see metadata.yaml).
+// Type, stability and telemetry scope of the extension (generated from metadata.yaml).
 var (
-	Type = component.MustNewType("certstore")
+	Type      = metadata.Type
+	ScopeName = metadata.ScopeName
 )
 
-const (
-	Stability = component.StabilityLevelAlpha
-	// ScopeName is the instrumentation scope of the extension's metrics.
-	ScopeName = "github.com/certstore-dev/certstore/go-bindings/certstoreextension"
-)
+const Stability = metadata.ExtensionStability
 
 // NewFactory returns the factory of the certstore extension.
 func NewFactory() extension.Factory {

@@ -39,8 +39,8 @@ func TestFactory(t *testing.T) {
 func TestStartFailsWithReason(t *testing.T) {
 	f := NewFactory()
 	cfg := f.CreateDefaultConfig().(*Config)
-	cfg.CertFile = "/nonexistent/tls.crt"
-	cfg.KeyFile = "/nonexistent/tls.key"
+	cfg.TLS.CertFile = "/nonexistent/tls.crt"
+	cfg.TLS.KeyFile = "/nonexistent/tls.key"
 	ext, err := f.Create(context.Background(), extensiontest.NewNopSettings(f.Type()), cfg)
 	require.NoError(t, err)
 	err = ext.Start(context.Background(), componenttest.NewNopHost())

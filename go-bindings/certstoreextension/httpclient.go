@@ -19,9 +19,11 @@ var _ extensionmiddleware.HTTPClient = (*certstoreExtension)(nil)
 // GetHTTPRoundTripper makes a confighttp client (e.g. the OTLP/HTTP exporter, https:// endpoint)
 // present the current client certificate and verify the server against the current roots. It
 // takes over the TLS handshake of the HTTP transport confighttp built, so certstore must be the
-// last entry of the client's middlewares (the one that receives the transport itself).
+// last entry of the client's middlewares (the one that receives the transport itself). The
+// exporter's own tls: block is not used for these connections. A request that is not https://
+// is refused: it would leave in plaintext while the configuration says certstore's TLS.
 //
-// Server side, confighttp has no hook for TLS: HTTP receivers cannot use certstore from YAML.
+// Server side, confighttp has no hook for TLS: point the receiver's tls: block at validated_dir.
 func (e *certstoreExtension) GetHTTPRoundTripper(context.Context) (extensionmiddleware.WrapHTTPRoundTripperFunc, error) {
 	if e.store == nil {
 		return nil, fmt.Errorf("certstore %s is not started", e.id)
@@ -32,8 +34,42 @@ func (e *certstoreExtension) GetHTTPRoundTripper(context.Context) (extensionmidd
 			return nil, fmt.Errorf("certstore %s: must be the last entry of the HTTP client's middlewares "+
 				"(it replaces the TLS of the *http.Transport; got %T)", e.id, base)
 		}
-		return e.wrapTransport(t), nil
+		return &httpsOnly{id: e.id.String(), next: e.wrapTransport(t)}, nil
 	}, nil
+}
+
+// httpsOnly refuses every request that would not use the extension's TLS.
+type httpsOnly struct {
+	id   string
+	next *http.Transport
+}
+
+func (h *httpsOnly) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL == nil || req.URL.Scheme != "https" {
+		if req.Body != nil {
+			_ = req.Body.Close()
+		}
+		return nil, fmt.Errorf("certstore %s: refusing to send a %q request to %s without TLS: use an https:// endpoint",
+			h.id, schemeOf(req), hostOfRequest(req))
+	}
+	return h.next.RoundTrip(req)
+}
+
+// CloseIdleConnections lets http.Client.CloseIdleConnections reach the transport.
+func (h *httpsOnly) CloseIdleConnections() { h.next.CloseIdleConnections() }
+
+func schemeOf(req *http.Request) string {
+	if req.URL == nil {
+		return ""
+	}
+	return req.URL.Scheme
+}
+
+func hostOfRequest(req *http.Request) string {
+	if req.URL == nil {
+		return "an unknown host"
+	}
+	return req.URL.Host
 }
 
 func (e *certstoreExtension) wrapTransport(base *http.Transport) *http.Transport {
@@ -43,8 +79,8 @@ func (e *certstoreExtension) wrapTransport(base *http.Transport) *http.Transport
 		protos = []string{"h2", "http/1.1"}
 	}
 	// Used by crypto/tls through the transport when a proxy is in the way (TLS over CONNECT):
-	// the server name is then the SNI, which is always a DNS name or set by server_name.
-	t.TLSClientConfig = e.ClientTLSConfigForServer(e.cfg.ServerName)
+	// the server name is then the SNI, which is always a DNS name or set by server_name_override.
+	t.TLSClientConfig = e.ClientTLSConfigForServer(e.cfg.Client.ServerNameOverride)
 	if t.TLSClientConfig != nil {
 		t.TLSClientConfig.NextProtos = protos
 	}
@@ -52,23 +88,23 @@ func (e *certstoreExtension) wrapTransport(base *http.Transport) *http.Transport
 	if dial == nil {
 		dial = (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext
 	}
-	creds := newClientCreds(e.cfg.ServerName, func(name string) *tls.Config {
-		cfg := e.ClientTLSConfigForServer(name)
-		if cfg != nil {
-			cfg.NextProtos = protos
-		}
-		return cfg
-	})
+	creds := newClientCreds(e.cfg.Client.ServerNameOverride, e.clientSource(protos))
+	timeout := e.cfg.Client.HandshakeTimeout
+	t.TLSHandshakeTimeout = timeout
 	t.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
-		cfg := creds.forName(creds.serverName(addr)).cfg
+		cfg := creds.forName(creds.serverName(addr))
 		raw, err := dial(ctx, network, addr)
 		if err != nil {
 			return nil, err
 		}
+		// net/http does not bound a handshake made by DialTLSContext: a server that accepts
+		// and never answers would hold the request until the exporter's own timeout.
+		hctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
 		conn := tls.Client(raw, cfg)
-		if err := conn.HandshakeContext(ctx); err != nil {
+		if err := conn.HandshakeContext(hctx); err != nil {
 			_ = raw.Close()
-			return nil, err
+			return nil, fmt.Errorf("certstore %s: TLS handshake with %s: %w", e.id, addr, err)
 		}
 		return conn, nil
 	}

@@ -6,71 +6,77 @@ package certstoreextension // import "github.com/certstore-dev/certstore/go-bind
 import (
 	"context"
 	"errors"
+	"fmt"
+	"time"
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/certstore-dev/certstore/go-bindings/certstore"
+	"github.com/certstore-dev/certstore/go-bindings/certstoreextension/internal/metadata"
 )
 
-// telemetry registers the extension's asynchronous instruments (see metadata.yaml). Values are
-// read from the store when the collector's metric reader collects.
+// telemetry reports the metrics of metadata.yaml through the generated telemetry builder.
+// Observed values are read from the store when the collector's metric reader collects.
 type telemetry struct {
-	reg metric.Registration
+	tb   *metadata.TelemetryBuilder
+	inst attribute.KeyValue
 }
 
 func newTelemetry(set component.TelemetrySettings, id component.ID, store *certstore.Store) (*telemetry, error) {
-	if set.MeterProvider == nil {
-		return &telemetry{}, nil
-	}
-	meter := set.MeterProvider.Meter(ScopeName)
-	var errs []error
-	notAfter, err := meter.Int64ObservableGauge("certstore.certificate.not_after",
-		metric.WithDescription("Expiry (notAfter) of the served leaf certificate, as seconds since the Unix epoch."),
-		metric.WithUnit("s"))
-	errs = append(errs, err)
-	generation, err := meter.Int64ObservableGauge("certstore.certificate.generation",
-		metric.WithDescription("Generation of the served certificate; increases by one on every rotation."),
-		metric.WithUnit("{generation}"))
-	errs = append(errs, err)
-	reloads, err := meter.Int64ObservableCounter("certstore.reloads",
-		metric.WithDescription("Reloads of the certificate files, by result (success, failure)."),
-		metric.WithUnit("{reload}"))
-	errs = append(errs, err)
-	lastSuccess, err := meter.Int64ObservableGauge("certstore.reload.last_success",
-		metric.WithDescription("Time of the last successful reload, as seconds since the Unix epoch."),
-		metric.WithUnit("s"))
-	errs = append(errs, err)
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
-	}
-
-	inst := attribute.String("certstore.extension", id.String())
-	attrs := metric.WithAttributes(inst)
-	okAttrs := metric.WithAttributes(inst, attribute.String("result", "success"))
-	failAttrs := metric.WithAttributes(inst, attribute.String("result", "failure"))
-	reg, err := meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
-		st := store.Status()
-		if !st.NotAfter.IsZero() {
-			o.ObserveInt64(notAfter, st.NotAfter.Unix(), attrs)
-		}
-		o.ObserveInt64(generation, int64(st.Generation), attrs)
-		o.ObserveInt64(reloads, int64(st.ReloadsOK), okAttrs)
-		o.ObserveInt64(reloads, int64(st.ReloadsFailed), failAttrs)
-		if !st.LastSuccess.IsZero() {
-			o.ObserveInt64(lastSuccess, st.LastSuccess.Unix(), attrs)
-		}
-		return nil
-	}, notAfter, generation, reloads, lastSuccess)
+	tb, err := metadata.NewTelemetryBuilder(set)
 	if err != nil {
 		return nil, err
 	}
-	return &telemetry{reg: reg}, nil
+	t := &telemetry{tb: tb, inst: attribute.String("certstore.extension", id.String())}
+	leaf := attribute.String("certstore.certificate.role", "leaf")
+	ca := attribute.String("certstore.certificate.role", "ca")
+	errs := []error{
+		tb.RegisterCertstoreCertificateTimeLeftCallback(func(_ context.Context, o metric.Float64Observer) error {
+			snap, err := store.Current()
+			if err != nil {
+				return nil // closed: nothing to observe
+			}
+			now := time.Now()
+			o.Observe(snap.NotAfter.Sub(now).Seconds(), metric.WithAttributes(t.inst, leaf,
+				attribute.String("certstore.certificate.serial", snap.Serial)))
+			for _, c := range store.TrustedCAs() {
+				o.Observe(c.NotAfter.Sub(now).Seconds(), metric.WithAttributes(t.inst, ca,
+					attribute.String("certstore.certificate.serial", fmt.Sprintf("%x", c.SerialNumber))))
+			}
+			return nil
+		}),
+		tb.RegisterCertstoreGenerationCallback(func(_ context.Context, o metric.Int64Observer) error {
+			o.Observe(int64(store.Status().Generation), metric.WithAttributes(t.inst))
+			return nil
+		}),
+		tb.RegisterCertstoreReloadsCallback(func(_ context.Context, o metric.Int64Observer) error {
+			st := store.Status()
+			o.Observe(int64(st.ReloadsOK), metric.WithAttributes(t.inst, attribute.String("outcome", "success")))
+			o.Observe(int64(st.ReloadsFailed), metric.WithAttributes(t.inst, attribute.String("outcome", "failure")))
+			return nil
+		}),
+	}
+	if err := errors.Join(errs...); err != nil {
+		tb.Shutdown()
+		return nil, err
+	}
+	return t, nil
+}
+
+func (t *telemetry) copyWrite(ok bool) {
+	if t == nil {
+		return
+	}
+	outcome := "success"
+	if !ok {
+		outcome = "failure"
+	}
+	t.tb.CertstoreValidatedCopyWrites.Add(context.Background(), 1,
+		metric.WithAttributes(t.inst, attribute.String("outcome", outcome)))
 }
 
 func (t *telemetry) shutdown() {
-	if t.reg != nil {
-		_ = t.reg.Unregister()
-	}
+	t.tb.Shutdown()
 }
