@@ -3,9 +3,9 @@
 #![allow(dead_code)]
 
 #[path = "../../../certstore/tests/common/mod.rs"]
-mod core;
+mod fixtures;
 
-pub use core::*;
+pub use fixtures::*;
 
 use std::path::Path;
 use std::process::{Command, Output};
