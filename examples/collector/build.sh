@@ -1,8 +1,17 @@
 #!/usr/bin/env bash
-# Builds dist/otelcol-certstore with the OpenTelemetry Collector Builder (ocb) from
-# examples/collector/builder-config.yaml. Run `make build` first (the Rust static library).
+# Builds the collector with the OpenTelemetry Collector Builder (ocb) from
+# examples/collector/builder-config.yaml the way a user without a clone does:
+#   1. the C library is installed on the build host: `make install PREFIX=build/prefix`;
+#   2. the extension comes from its Go module by version: this tree's modules are packed into
+#      a file-based module proxy (build/goproxy, packaging/modproxy) that stands in for the
+#      tagged release, and ocb resolves them through GOPROXY=file://...,<your GOPROXY> with
+#      GONOSUMDB for our module path only;
+#   3. ocb builds both link modes:
+#        dist/otelcol-certstore         links libcertstore.so.0 (rpath build/prefix/lib, so it
+#                                       runs from this tree; elsewhere install the library)
+#        dist/otelcol-certstore-static  build_tags: certstore_static, needs only glibc
 #
-#   bash examples/collector/build.sh        # or: make collector
+#   make collector      # runs `make build` first; or: bash examples/collector/build.sh
 #
 # ocb is installed at the pinned version into build/bin/ (not on your PATH) when missing.
 set -euo pipefail
@@ -10,18 +19,27 @@ set -euo pipefail
 OCB_VERSION="${OCB_VERSION:-v0.165.0}"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 GO="${GO:-go}"
+MAKE="${MAKE:-make}"
 BIN_DIR="$ROOT/build/bin"
 OCB="$BIN_DIR/ocb-$OCB_VERSION"
-LIB="$ROOT/target/release/libcertstore.a"
+PREFIX="$ROOT/build/prefix"
+PROXY="$ROOT/build/goproxy"
+WORK="$ROOT/build/collector"
+CONFIG="$ROOT/examples/collector/builder-config.yaml"
+MODULE_ROOT=github.com/certstore-dev/certstore
+EXTENSION_MODULE=$MODULE_ROOT/go-bindings/certstoreextension
 
-if [[ ! -f "$LIB" ]]; then
-	echo "build.sh: $LIB is missing: run 'make build' first (or use 'make collector')" >&2
-	exit 1
-fi
-if ! command -v "$GO" >/dev/null; then
-	echo "build.sh: Go is not installed (collector $OCB_VERSION needs Go >= 1.26)" >&2
-	exit 1
-fi
+die() { echo "build.sh: $*" >&2; exit 1; }
+
+[[ -f "$ROOT/build/lib/libcertstore.a" ]] || die "the library is not built: run 'make build' first (or use 'make collector')"
+command -v "$GO" >/dev/null || die "Go is not installed (collector $OCB_VERSION needs Go >= 1.26)"
+command -v pkg-config >/dev/null || die "pkg-config is not installed (apt-get install pkg-config)"
+
+# The Go modules are released at the crate's version (one version for the library and its
+# bindings); the manifest must ask for that version.
+version="v$(sed -n 's/^version = "\(.*\)"$/\1/p' "$ROOT/Cargo.toml" | head -n 1)"
+grep -q "gomod: $EXTENSION_MODULE $version\$" "$CONFIG" ||
+	die "$CONFIG must name '$EXTENSION_MODULE $version' (the version in Cargo.toml)"
 
 if [[ ! -x "$OCB" ]]; then
 	echo "build.sh: installing ocb $OCB_VERSION into $BIN_DIR"
@@ -33,10 +51,58 @@ if [[ ! -x "$OCB" ]]; then
 fi
 
 start=$SECONDS
-# ocb resolves the relative paths of builder-config.yaml from the working directory.
-mkdir -p "$ROOT/dist"
-cd "$ROOT/examples/collector"
-CGO_ENABLED=1 "$OCB" --config builder-config.yaml
-install -m 0755 "$ROOT/dist/otelcol-certstore-src/otelcol-certstore" "$ROOT/dist/otelcol-certstore"
-echo "build.sh: built $ROOT/dist/otelcol-certstore in $((SECONDS - start))s"
+echo "build.sh: installing libcertstore into $PREFIX"
+rm -rf "$PREFIX"
+"$MAKE" -s -C "$ROOT" install PREFIX="$PREFIX" DESTDIR=
+
+echo "build.sh: packing the Go modules at $version into $PROXY"
+rm -rf "$PROXY"
+(cd "$ROOT/packaging/modproxy" && "$GO" build -o "$BIN_DIR/modproxy" .)
+"$BIN_DIR/modproxy" -out "$PROXY" -version "$version" \
+	"$ROOT/go-bindings/certstore" "$ROOT/go-bindings/certstoreextension"
+
+# The module cache keeps the first copy of a version forever; ours is re-packed from the
+# working tree on every build, so drop our own modules (only those) from the cache.
+modcache="$("$GO" env GOMODCACHE)"
+for dir in "$modcache/$MODULE_ROOT/go-bindings" "$modcache/cache/download/$MODULE_ROOT/go-bindings"; do
+	if [[ -d "$dir" ]]; then
+		chmod -R u+w "$dir"
+		rm -rf "$dir"
+	fi
+done
+
+export GOPROXY="file://$PROXY,$("$GO" env GOPROXY)"
+export GONOSUMDB="$MODULE_ROOT"
+export GOWORK=off
+export PKG_CONFIG_PATH="$PREFIX/lib/pkgconfig"
+
+# build MODE NAME: runs ocb on a copy of builder-config.yaml with its own output path (and,
+# for the static mode, the build tag the manifest's comment shows).
+build() {
+	local mode=$1 name=$2 dir="$WORK/$1"
+	rm -rf "$dir" && mkdir -p "$dir"
+	sed -e "s|^  output_path: .*|  output_path: $dir/src|" "$CONFIG" >"$dir/builder-config.yaml"
+	if [[ $mode == static ]]; then
+		sed -i -e 's|^  # build_tags: certstore_static$|  build_tags: certstore_static|' "$dir/builder-config.yaml"
+		grep -q '^  build_tags: certstore_static$' "$dir/builder-config.yaml" ||
+			die "$CONFIG: the '# build_tags: certstore_static' line the static build enables is missing"
+	fi
+	local t=$SECONDS
+	echo "build.sh: ocb $OCB_VERSION, $mode link -> dist/$name"
+	(cd "$dir" && "$OCB" --config builder-config.yaml >"$dir/ocb.log" 2>&1) || {
+		tail -n 40 "$dir/ocb.log" >&2
+		die "ocb failed ($mode link); full log: $dir/ocb.log"
+	}
+	mkdir -p "$ROOT/dist"
+	install -m 0755 "$dir/src/otelcol-certstore" "$ROOT/dist/$name"
+	echo "build.sh: built dist/$name in $((SECONDS - t))s"
+}
+
+# The shared build finds libcertstore.so.0 in build/prefix at run time, as a collector
+# deployed next to an installed library finds it in /usr/local/lib.
+CGO_LDFLAGS="-Wl,-rpath,$PREFIX/lib" build shared otelcol-certstore
+build static otelcol-certstore-static
+
+echo "build.sh: done in $((SECONDS - start))s"
 "$ROOT/dist/otelcol-certstore" --version
+"$ROOT/dist/otelcol-certstore-static" --version
