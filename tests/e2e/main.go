@@ -440,7 +440,7 @@ func run() (code int) {
 		return 2
 	}
 	ready = waitUntil(ctx, 30*time.Second, func() bool {
-		_, ok := a.metric("certstore_certificate_generation")
+		_, ok := a.metric("otelcol_certstore_generation")
 		return ok || !a.running()
 	}) && a.running()
 	if !check("collector A (otlp exporter + certstore/client) started", ready, "not ready within 30s") {
@@ -506,14 +506,14 @@ func run() (code int) {
 	check("rotations: client keeps exporting with zero failures", direct.fail.Load() == 0 && direct.ok.Load() > 0,
 		"ok=%d failed=%d last error: %v", direct.ok.Load(), direct.fail.Load(), direct.lastErr())
 	check("rotations: B reports generation 4", waitUntil(ctx, 5*time.Second, func() bool {
-		v, _ := b.metric("certstore_certificate_generation", `certstore_extension="certstore/server"`)
+		v, _ := b.metric("otelcol_certstore_generation", `certstore_extension="certstore/server"`)
 		return v == 4
-	}), "certstore_certificate_generation != 4")
+	}), "otelcol_certstore_generation != 4")
 
 	// ---- 3. a bad rotation (mismatched key) keeps the old serial; the next good one recovers ----
 	bad := ca1.issue("collector-b-bad")
 	other := ca1.issue("unrelated")
-	failuresBefore, _ := b.metric("certstore_reloads", `result="failure"`)
+	failuresBefore, _ := b.metric("otelcol_certstore_reloads", `outcome="failure"`)
 	must(0, kubeletWrite(bDir, map[string][]byte{"tls.crt": bad.certPEM, "tls.key": other.keyPEM, "ca.crt": ca1.pem}))
 	logged := waitUntil(ctx, 15*time.Second, func() bool { return strings.Contains(b.log(), "Certificate reload failed") })
 	check("bad rotation: collector logs the reload failure", logged, "no 'Certificate reload failed' in %s", b.logPath)
@@ -524,8 +524,8 @@ func run() (code int) {
 		check("bad rotation: the logged reason names the key file", strings.Contains(reason, filepath.Join(bDir, "tls.key")),
 			"reason %q", reason)
 	}
-	check("bad rotation: failure counted in certstore_reloads{result=\"failure\"}", waitUntil(ctx, 10*time.Second, func() bool {
-		v, _ := b.metric("certstore_reloads", `result="failure"`)
+	check("bad rotation: failure counted in otelcol_certstore_reloads{outcome=\"failure\"}", waitUntil(ctx, 10*time.Second, func() bool {
+		v, _ := b.metric("otelcol_certstore_reloads", `outcome="failure"`)
 		return v > failuresBefore
 	}), "metric did not increase")
 	s, err := serialOf()
@@ -552,10 +552,10 @@ func run() (code int) {
 	check("mTLS: client certificate from an untrusted CA is refused", err != nil, "export with a CA3 client certificate succeeded")
 
 	// CA rotation on B: ca.crt now holds only CA2; CA1 stays trusted for ca_overlap (1h).
-	genBefore, _ := b.metric("certstore_certificate_generation", `certstore_extension="certstore/server"`)
+	genBefore, _ := b.metric("otelcol_certstore_generation", `certstore_extension="certstore/server"`)
 	must(0, kubeletWrite(bDir, map[string][]byte{"tls.crt": current.certPEM, "tls.key": current.keyPEM, "ca.crt": ca2.pem}))
 	check("CA rotation: B picks up the new client CA bundle", waitUntil(ctx, 15*time.Second, func() bool {
-		v, _ := b.metric("certstore_certificate_generation", `certstore_extension="certstore/server"`)
+		v, _ := b.metric("otelcol_certstore_generation", `certstore_extension="certstore/server"`)
 		return v > genBefore
 	}), "generation did not increase")
 	newCAClient := ca2.issue("client-from-ca2").tlsCert()
@@ -575,17 +575,17 @@ func run() (code int) {
 	// A's client certificate moves from CA1 to CA2. Then B's CA bundle moves on to [CA2, CA4],
 	// which replaces the overlap bundle (previous = [CA2]) and so ends the trust in CA1: from
 	// then on B accepts A's new certificate and refuses its old one.
-	aGen, _ := a.metric("certstore_certificate_generation")
+	aGen, _ := a.metric("otelcol_certstore_generation")
 	agent2 := ca2.issue("collector-a-2")
 	must(0, kubeletWrite(aDir, map[string][]byte{"tls.crt": agent2.certPEM, "tls.key": agent2.keyPEM, "ca.crt": ca1.pem}))
 	check("client rotation: A loads its new client certificate (CA2)", waitUntil(ctx, 15*time.Second, func() bool {
-		v, _ := a.metric("certstore_certificate_generation")
+		v, _ := a.metric("otelcol_certstore_generation")
 		return v > aGen
 	}), "A's generation did not increase")
-	genBefore, _ = b.metric("certstore_certificate_generation", `certstore_extension="certstore/server"`)
+	genBefore, _ = b.metric("otelcol_certstore_generation", `certstore_extension="certstore/server"`)
 	must(0, kubeletWrite(bDir, map[string][]byte{"tls.crt": current.certPEM, "tls.key": current.keyPEM, "ca.crt": bundle(ca2, ca4)}))
 	check("client rotation: B picks up the CA bundle [CA2, CA4]", waitUntil(ctx, 15*time.Second, func() bool {
-		v, _ := b.metric("certstore_certificate_generation", `certstore_extension="certstore/server"`)
+		v, _ := b.metric("otelcol_certstore_generation", `certstore_extension="certstore/server"`)
 		return v > genBefore
 	}), "generation did not increase")
 	err = newSender("CA1 client", bAddr, &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{agentLeaf.tlsCert()}}, 0).exportOnce(ctx)
@@ -652,6 +652,8 @@ func run() (code int) {
 	logf("direct sender: %d exports ok; via A: %d ok; B accepted %v spans, refused %v", direct.ok.Load(),
 		viaA.ok.Load(), accepted, refusedB)
 	check("both collectors still running (no restart)", b.running() && a.running(), "a collector exited")
+	// Issue 10: the stock OTLP/HTTP receiver reading the extension's validated copy.
+	runHTTPScenario(ctx, dir)
 	return 0
 }
 
