@@ -32,9 +32,12 @@ PC_DIR := $(CURDIR)/build/pkgconfig
 GO_ENV := PKG_CONFIG_PATH=$(PC_DIR) LD_LIBRARY_PATH=$(LIB_DIR)
 # go-bindings is a workspace of two modules (go.work); `./...` does not span modules there.
 GO_PKGS := ./certstore/... ./certstoreextension/...
+# mdatagen, pinned in go-bindings/certstoreextension/internal/tools/go.mod, writes the
+# extension's generated status, telemetry, tests and documentation from its metadata.yaml.
+MDATAGEN := build/bin/mdatagen
 IMAGE ?= localhost/otelcol-certstore:$(VERSION)
 
-.PHONY: all build install uninstall header header-check test test-rust test-c test-go lint \
+.PHONY: all build install uninstall header header-check test test-rust test-c test-go lint generate \
         bench bench-rust bench-go collector e2e image e2e-container demo example-c clean
 
 all: build
@@ -91,7 +94,7 @@ test: lint test-rust test-c test-go e2e e2e-container
 test-rust:
 	$(CARGO) test --workspace
 
-lint:
+lint: $(MDATAGEN)
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	cd go-bindings && test -z "$$(gofmt -l .)" || { gofmt -l .; exit 1; }
@@ -99,6 +102,13 @@ lint:
 	cd go-bindings && $(GO_ENV) $(GO) vet $(GO_PKGS)
 	cd go-bindings && $(GO_ENV) $(GO) vet -tags certstore_static $(GO_PKGS)
 	cd go-bindings && CGO_ENABLED=0 $(GO) vet $(GO_PKGS)
+	bash go-bindings/certstoreextension/internal/tools/check-generated.sh $(MDATAGEN)
+
+$(MDATAGEN): go-bindings/certstoreextension/internal/tools/go.mod
+	cd go-bindings/certstoreextension/internal/tools && GOWORK=off $(GO) build -o $(CURDIR)/$(MDATAGEN) go.opentelemetry.io/collector/cmd/mdatagen
+
+generate: $(MDATAGEN)
+	cd go-bindings/certstoreextension && PATH="$(CURDIR)/build/bin:$$PATH" $(GO) generate .
 
 # The C harness against an installed copy (DESTDIR staging, found through pkg-config with
 # PKG_CONFIG_SYSROOT_DIR), linked to the shared and to the static library.
