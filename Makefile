@@ -97,7 +97,8 @@ test-rust:
 lint: $(MDATAGEN)
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	cd go-bindings && test -z "$$(gofmt -l .)" || { gofmt -l .; exit 1; }
+	test -z "$$(gofmt -l go-bindings packaging tests/container)" || { gofmt -l go-bindings packaging tests/container; exit 1; }
+	cd packaging/modproxy && $(GO) vet ./...
 	$(MAKE) build
 	cd go-bindings && $(GO_ENV) $(GO) vet $(GO_PKGS)
 	cd go-bindings && $(GO_ENV) $(GO) vet -tags certstore_static $(GO_PKGS)
