@@ -1,7 +1,7 @@
 // Package certstore gives Go servers and clients a *tls.Config that follows certificate
 // rotations on disk without a restart.
 //
-// It wraps the C ABI of the Rust certstore library (linked statically, see README.md). The
+// It wraps the C ABI of the Rust certstore library (found through pkg-config, see README.md). The
 // library watches the certificate, key and optional CA bundle (inotify on the parent
 // directories, so Kubernetes Secret volumes rotated by the kubelet's atomic writer are seen),
 // validates every new generation (key matches the leaf, validity window, CA bundle) before it
