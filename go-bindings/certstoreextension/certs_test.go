@@ -34,7 +34,13 @@ func nextSerial() *big.Int {
 
 func newTestCA(t *testing.T, name string) *testCA {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	return newTestCAOn(t, name, elliptic.P256())
+}
+
+// newTestCAOn is newTestCA with a CA key on curve (e.g. P-224, which FIPS 140-3 mode refuses).
+func newTestCAOn(t *testing.T, name string, curve elliptic.Curve) *testCA {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(curve, rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}

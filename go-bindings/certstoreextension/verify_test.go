@@ -5,9 +5,13 @@ package certstoreextension
 
 import (
 	"context"
+	"crypto/elliptic"
+	"crypto/fips140"
 	"crypto/tls"
 	"crypto/x509"
 	"net"
+	"os"
+	"os/exec"
 	"testing"
 	"time"
 
@@ -152,4 +156,51 @@ func TestGRPCClientVerifiedChains(t *testing.T) {
 	_, err = healthpb.NewHealthClient(bad).Check(ctx, &healthpb.HealthCheckRequest{})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "wrong.example")
+}
+
+// In FIPS 140-3 mode crypto/tls accepts only chains of FIPS keys; both client paths apply the
+// same restriction. FIPS mode is fixed at process start, so the check runs in a child process
+// with GODEBUG=fips140=on; this process shows that the same chain passes without it.
+func TestClientVerificationFIPS(t *testing.T) {
+	ca := newTestCAOn(t, "P-224 CA", elliptic.P224())
+	sc, sk, _ := ca.issue(t, "server", 24*time.Hour)
+	cc, ck, _ := ca.issue(t, "client", 24*time.Hour)
+	host := newStatusHost()
+	srv := startExtension(t, "server", config(newCertDir(t, sc, sk, nil), false), host, nil)
+	cli := startExtension(t, "client", config(newCertDir(t, cc, ck, ca.pem), true), host, nil)
+	addr := tlsServer(t, srv.ServerTLSConfig())
+	dial := map[string]func() error{
+		"ClientTLSConfig": func() error {
+			conn, err := tls.Dial("tcp", addr, cli.ClientTLSConfigForServer("localhost"))
+			if err == nil {
+				_ = conn.Close()
+			}
+			return err
+		},
+		"ClientConfigSource": func() error {
+			conn, err := tls.Dial("tcp", addr, cli.store.ClientConfigSource(&tls.Config{ServerName: "localhost"})())
+			if err == nil {
+				_ = conn.Close()
+			}
+			return err
+		},
+	}
+	if os.Getenv("CERTSTORE_FIPS_CHILD") == "1" {
+		require.True(t, fips140.Enabled())
+		for name, d := range dial {
+			err := d()
+			require.Error(t, err, name)
+			assert.Contains(t, err.Error(), "no FIPS compatible certificate chains found", name)
+		}
+		return
+	}
+	require.False(t, fips140.Enabled())
+	for name, d := range dial {
+		require.NoError(t, d(), "without FIPS mode the P-224 chain is accepted (%s)", name)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestClientVerificationFIPS$", "-test.count=1", "-test.v")
+	cmd.Env = append(os.Environ(), "GODEBUG=fips140=on", "CERTSTORE_FIPS_CHILD=1")
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "FIPS child:\n%s", out)
+	require.Contains(t, string(out), "--- PASS: TestClientVerificationFIPS", "the child ran the FIPS checks")
 }
