@@ -205,16 +205,23 @@ func httpExportOnce(ctx context.Context, url string, roots *x509.CertPool, clien
 // readmeMetricNames returns the Prometheus names listed in the extension README between the
 // metric-names markers: the e2e checks that the collector shows exactly those.
 func readmeMetricNames() ([]string, error) {
+	// The repository is above the working directory or above this binary (build/e2e).
 	var path string
-	for dir, _ := os.Getwd(); ; dir = filepath.Dir(dir) {
-		p := filepath.Join(dir, "go-bindings", "certstoreextension", "README.md")
-		if _, err := os.Stat(p); err == nil {
-			path = p
-			break
+	wd, _ := os.Getwd()
+	exe, _ := os.Executable()
+	for _, start := range []string{wd, filepath.Dir(exe)} {
+		for dir := start; path == "" && dir != ""; dir = filepath.Dir(dir) {
+			p := filepath.Join(dir, "go-bindings", "certstoreextension", "README.md")
+			if _, err := os.Stat(p); err == nil {
+				path = p
+			}
+			if dir == filepath.Dir(dir) {
+				break
+			}
 		}
-		if dir == filepath.Dir(dir) {
-			return nil, errors.New("go-bindings/certstoreextension/README.md not found above the working directory")
-		}
+	}
+	if path == "" {
+		return nil, errors.New("go-bindings/certstoreextension/README.md not found above the working directory or the e2e binary")
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
