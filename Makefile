@@ -13,7 +13,7 @@ INCLUDEDIR ?= $(PREFIX)/include
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 DESTDIR ?=
 
-RELEASE_DIR := target/release
+RELEASE_DIR := $(or $(CARGO_TARGET_DIR),target)/release
 # The library's version is the crate's ([workspace.package] in Cargo.toml). Its SONAME
 # (libcertstore.so.0, the ABI version) is set by crates/certstore-ffi/build.rs and read back
 # from the built library, so the installed file is libcertstore.so.0.<minor>.<patch>.
@@ -56,23 +56,30 @@ $(call write_pc,$(1)/certstore-static.pc,certstore-static,-l:libcertstore.a $(NA
 endef
 
 # Release artefacts are stripped (Cargo.toml [profile.release]); the static archive also
-# carries the debug info of the C parts (aws-lc) and of std, removed here.
+# carries the debug info of the C parts (aws-lc) and of std, removed here. `install -C`
+# replaces a file only when it changed, and by a new inode: a running program that has the old
+# library mapped is never written into.
 build:
 	$(CARGO) build --release -p certstore-ffi
 	$(CARGO) build --release -p certstore-cli   # target/release/certstore; its own run keeps tls12 out of the library
-	rm -rf $(LIB_DIR) $(PC_DIR) && mkdir -p $(LIB_DIR) $(PC_DIR)
+	mkdir -p $(LIB_DIR) $(PC_DIR)
 	set -e; soname=$$(objdump -p $(RELEASE_DIR)/libcertstore.so | awk '$$1 == "SONAME" {print $$2}'); \
 	  test -n "$$soname" || { echo "build: $(RELEASE_DIR)/libcertstore.so has no SONAME" >&2; exit 1; }; \
 	  real=$$soname.$$(echo $(VERSION) | cut -d. -f2-); \
-	  cp $(RELEASE_DIR)/libcertstore.so $(LIB_DIR)/$$real; \
-	  ln -s $$real $(LIB_DIR)/$$soname; ln -s $$soname $(LIB_DIR)/libcertstore.so
-	strip --strip-debug -o $(LIB_DIR)/libcertstore.a $(RELEASE_DIR)/libcertstore.a
+	  find $(LIB_DIR) -name 'libcertstore.so*' ! -name "$$real" -delete; \
+	  install -C -m 0755 $(RELEASE_DIR)/libcertstore.so $(LIB_DIR)/$$real; \
+	  ln -sfn $$real $(LIB_DIR)/$$soname; ln -sfn $$soname $(LIB_DIR)/libcertstore.so
+	strip --strip-debug -o $(LIB_DIR)/libcertstore.a.tmp $(RELEASE_DIR)/libcertstore.a
+	install -C -m 0644 $(LIB_DIR)/libcertstore.a.tmp $(LIB_DIR)/libcertstore.a && rm $(LIB_DIR)/libcertstore.a.tmp
 	$(call write_pcs,$(PC_DIR),$(CURDIR)/build,$(LIB_DIR),$(CURDIR)/include)
 
 install:
 	@test -f $(LIB_DIR)/libcertstore.a || { echo "make install: run 'make build' first" >&2; exit 1; }
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR)
-	cp -P $(LIB_DIR)/libcertstore.so* $(DESTDIR)$(LIBDIR)/
+	set -e; cd $(LIB_DIR); real=$$(find . -name 'libcertstore.so.*.*.*' -printf '%f'); \
+	  soname=$$(readlink libcertstore.so); \
+	  install -m 0755 $$real $(DESTDIR)$(LIBDIR)/$$real; \
+	  ln -sfn $$real $(DESTDIR)$(LIBDIR)/$$soname; ln -sfn $$soname $(DESTDIR)$(LIBDIR)/libcertstore.so
 	install -m 0644 $(LIB_DIR)/libcertstore.a $(DESTDIR)$(LIBDIR)/libcertstore.a
 	install -m 0644 include/certstore.h $(DESTDIR)$(INCLUDEDIR)/certstore.h
 	$(call write_pcs,$(DESTDIR)$(PKGCONFIGDIR),$(PREFIX),$(LIBDIR),$(INCLUDEDIR))
@@ -120,6 +127,8 @@ test-c: build
 	bash tests/c/check-install.sh $(STAGE) /usr $(VERSION)
 	PKG_CONFIG_SYSROOT_DIR=$(STAGE) PKG_CONFIG_PATH= PKG_CONFIG_LIBDIR=$(STAGE)/usr/lib/pkgconfig \
 	  $(MAKE) -C tests/c test
+	$(MAKE) uninstall DESTDIR=$(STAGE) PREFIX=/usr
+	@left=$$(find $(STAGE) ! -type d); test -z "$$left" || { echo "make uninstall left: $$left" >&2; exit 1; }
 	$(MAKE) -C examples/c
 
 example-c: build
