@@ -13,5 +13,5 @@ use crate::validator::validate;
 pub fn check(options: &Options, now_unix: i64) -> Result<Snapshot, Error> {
     options.check()?;
     let raw = read_generation(options)?;
-    validate(raw, options, 1, now_unix)
+    validate(raw, options, now_unix).map_err(|r| r.error)
 }
