@@ -52,9 +52,17 @@ pub struct certstore_options {
     pub max_file_size: u64,
     /// A certstore_validity_policy value. Default CERTSTORE_VALIDITY_ENFORCE.
     pub validity: u32,
-    /// Test builds only: a field appended after version 1, to prove the scheme.
+}
+
+/// The options as this build of the library knows them: the public struct, plus, in test
+/// builds (feature `abi-test-v2`), a field appended as a later version would, so tests can run
+/// programs built against the frozen v1 header against a library whose struct grew.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct LibraryOptions {
+    options: certstore_options,
     #[cfg(feature = "abi-test-v2")]
-    pub test_v2_field: u64,
+    test_v2_field: u64,
 }
 
 /// sizeof(certstore_options) in version 1 of this header, on 64-bit targets. Never changes:
@@ -87,14 +95,14 @@ pub unsafe extern "C" fn certstore_options_init(
         return certstore_code::CERTSTORE_ERR_INVALID_ARGUMENT;
     }
     let mut defaults = defaults();
-    defaults.struct_size = size as u32;
-    let ours = size_of::<certstore_options>();
+    defaults.options.struct_size = size as u32;
+    let ours = size_of::<LibraryOptions>();
     let dst = options.cast::<u8>();
     // SAFETY: the caller provides `size` writable bytes at `options`; we write
     // min(size, ours) bytes from `defaults` (which has `ours`), then zero the rest up to `size`.
     unsafe {
         std::ptr::copy_nonoverlapping(
-            (&defaults as *const certstore_options).cast::<u8>(),
+            (&defaults as *const LibraryOptions).cast::<u8>(),
             dst,
             size.min(ours),
         );
@@ -108,16 +116,18 @@ pub unsafe extern "C" fn certstore_options_init(
 /// A bound on struct_size so that a garbage value cannot make the library read far.
 pub(crate) const MAX_STRUCT_SIZE: usize = 4096;
 
-fn defaults() -> certstore_options {
-    certstore_options {
-        struct_size: size_of::<certstore_options>() as u32,
-        cert_path: std::ptr::null(),
-        key_path: std::ptr::null(),
-        ca_path: std::ptr::null(),
-        watch: 1,
-        reread_interval_ms: DEFAULT_REREAD_INTERVAL.as_millis() as u32,
-        max_file_size: DEFAULT_MAX_FILE_SIZE,
-        validity: certstore_validity_policy::CERTSTORE_VALIDITY_ENFORCE as u32,
+fn defaults() -> LibraryOptions {
+    LibraryOptions {
+        options: certstore_options {
+            struct_size: size_of::<LibraryOptions>() as u32,
+            cert_path: std::ptr::null(),
+            key_path: std::ptr::null(),
+            ca_path: std::ptr::null(),
+            watch: 1,
+            reread_interval_ms: DEFAULT_REREAD_INTERVAL.as_millis() as u32,
+            max_file_size: DEFAULT_MAX_FILE_SIZE,
+            validity: certstore_validity_policy::CERTSTORE_VALIDITY_ENFORCE as u32,
+        },
         #[cfg(feature = "abi-test-v2")]
         test_v2_field: 0,
     }
@@ -157,7 +167,7 @@ pub(crate) unsafe fn convert(options: *const certstore_options) -> Result<Option
     // SAFETY: struct_size is the first field of every version of the struct, and the caller
     // guarantees at least that much is readable.
     let declared = unsafe { options.cast::<u32>().read_unaligned() } as usize;
-    let ours = size_of::<certstore_options>();
+    let ours = size_of::<LibraryOptions>();
     let copy = declared_size(
         "options",
         declared,
@@ -169,16 +179,17 @@ pub(crate) unsafe fn convert(options: *const certstore_options) -> Result<Option
             tail.iter().all(|&b| b == 0)
         },
     )?;
-    let mut raw = defaults();
+    let mut library = defaults();
     // SAFETY: `copy` <= declared bytes are readable at `options` and `copy` <= ours bytes are
-    // writable at `raw`; the regions do not overlap.
+    // writable at `library`; the regions do not overlap.
     unsafe {
         std::ptr::copy_nonoverlapping(
             options.cast::<u8>(),
-            (&mut raw as *mut certstore_options).cast::<u8>(),
+            (&mut library as *mut LibraryOptions).cast::<u8>(),
             copy,
         );
     }
+    let raw = library.options;
     let path = |p: *const libc::c_char, name: &str| -> Result<Option<PathBuf>, String> {
         if p.is_null() {
             return Ok(None);

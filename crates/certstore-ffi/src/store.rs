@@ -50,9 +50,16 @@ pub struct certstore_status_info {
     /// Nonzero while inotify cannot watch (all of) the files and the store re-reads them on
     /// a timer instead (e.g. fs.inotify.max_user_watches is exhausted).
     pub watch_degraded: i32,
-    /// Test builds only: a field appended after version 2, to prove the scheme.
+}
+
+/// The status as this build of the library knows it (see `LibraryOptions`): the public struct,
+/// plus a field appended in test builds.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct LibraryStatus {
+    info: certstore_status_info,
     #[cfg(feature = "abi-test-v2")]
-    pub test_v3_field: u64,
+    test_v3_field: u64,
 }
 
 /// sizeof(certstore_status_info) in version 1 of this header, on 64-bit targets: the smallest
@@ -246,7 +253,7 @@ pub unsafe extern "C" fn certstore_status(
     }
     // SAFETY: `out_status` is non-NULL and its first field is readable per the contract.
     let declared = unsafe { out_status.cast::<u32>().read_unaligned() } as usize;
-    let ours = size_of::<certstore_status_info>();
+    let ours = size_of::<LibraryStatus>();
     let Ok(fill) = declared_size(
         "status",
         declared,
@@ -268,32 +275,34 @@ pub unsafe extern "C" fn certstore_status(
                 *dst = src as libc::c_char;
             }
         }
-        let info = certstore_status_info {
-            struct_size: fill as u32,
-            generation: status.generation,
-            reloads_ok: status.reloads_ok,
-            reloads_failed: status.reloads_failed,
-            last_success_unix_ms: millis(status.last_success),
-            last_failure_unix_ms: millis(status.last_failure),
-            not_after_unix: status.not_after,
-            disk_differs: i32::from(status.disk_differs()),
-            disk_reason: status
-                .disk
-                .refused
-                .map_or(certstore_reason::CERTSTORE_REASON_NONE, Into::into)
-                as i32,
-            disk_differs_since_unix_ms: millis(status.disk_differs_since),
-            disk_not_after_unix: status.disk.not_after.unwrap_or(0),
-            disk_serial,
-            watch_degraded: i32::from(status.watch_degraded.is_some()),
+        let info = LibraryStatus {
+            info: certstore_status_info {
+                struct_size: fill as u32,
+                generation: status.generation,
+                reloads_ok: status.reloads_ok,
+                reloads_failed: status.reloads_failed,
+                last_success_unix_ms: millis(status.last_success),
+                last_failure_unix_ms: millis(status.last_failure),
+                not_after_unix: status.not_after,
+                disk_differs: i32::from(status.disk_differs()),
+                disk_reason: status
+                    .disk
+                    .refused
+                    .map_or(certstore_reason::CERTSTORE_REASON_NONE, Into::into)
+                    as i32,
+                disk_differs_since_unix_ms: millis(status.disk_differs_since),
+                disk_not_after_unix: status.disk.not_after.unwrap_or(0),
+                disk_serial,
+                watch_degraded: i32::from(status.watch_degraded.is_some()),
+            },
             #[cfg(feature = "abi-test-v2")]
-            test_v3_field: 0,
+            test_v3_field: u64::MAX,
         };
         // SAFETY: writes `fill` = min(declared, ours) bytes, then zeroes up to `declared`;
         // the caller provides `declared` writable bytes and `info` has `ours` readable bytes.
         unsafe {
             std::ptr::copy_nonoverlapping(
-                (&info as *const certstore_status_info).cast::<u8>(),
+                (&info as *const LibraryStatus).cast::<u8>(),
                 out_status.cast::<u8>(),
                 fill,
             );
