@@ -42,7 +42,7 @@ mod store;
 mod time;
 mod validator;
 
-pub use check::check;
+pub use check::{check, check_bytes};
 pub use engine::{DEGRADED_REREAD_INTERVAL, simulate_watch_limit};
 pub use error::{Error, FileRole, Reason};
 pub use event::Event;

@@ -29,6 +29,19 @@ pub(crate) struct RawFiles {
     pub complete: bool,
 }
 
+impl RawFiles {
+    /// Files as if read from disk (not a kubelet generation), for validation without I/O.
+    pub(crate) fn from_bytes(cert: &[u8], key: &[u8], ca: Option<&[u8]>) -> RawFiles {
+        RawFiles {
+            cert: cert.to_vec(),
+            key: Zeroizing::new(key.to_vec()),
+            ca: ca.map(<[u8]>::to_vec),
+            content_hash: hash_generation(cert, key, ca),
+            complete: false,
+        }
+    }
+}
+
 /// How many times a read is repeated when a directory swap is seen while reading.
 const SWAP_RETRIES: usize = 3;
 
