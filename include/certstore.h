@@ -6,8 +6,16 @@
  * certstore_get_current() hands out the generation served now (no copy, no I/O).
  *
  * Conventions:
- *  - Every function is safe to call from any thread. NULL arguments return
+ *  - Every function is safe to call from any thread, concurrently with any other, with one
+ *    exception: certstore_free(store) must not overlap another call on the same store (it
+ *    waits for that store's callbacks itself). NULL arguments return
  *    CERTSTORE_ERR_NULL_ARGUMENT (or a documented neutral value), never crash.
+ *  - Structs the caller fills carry their size: certstore_options_init(&o, sizeof o), and
+ *    certstore_status_info.struct_size = sizeof info. Fields are only ever appended; the
+ *    library reads and writes no byte past the size you declared, so a program built against
+ *    an older header keeps working with a newer library.
+ *  - Every PEM, serial, date and fingerprint handed out is derived from the DER the library
+ *    parsed and validated, never copied from the file.
  *  - Memory returned by the library is freed by the library's matching *_free function.
  *  - Errors come back through a certstore_error** out-parameter (never thread-local state),
  *    so callers whose threads migrate (Go) get the right error.
@@ -28,6 +36,73 @@
  * Length in bytes of a SHA-256 fingerprint.
  */
 #define CERTSTORE_SHA256_LEN 32
+
+/**
+ * sizeof(certstore_options) in version 1 of this header, on 64-bit targets. Never changes:
+ * the smallest struct_size certstore_load() accepts.
+ */
+#define CERTSTORE_OPTIONS_V1_SIZE 56
+
+/**
+ * sizeof(certstore_status_info) in version 1 of this header, on 64-bit targets: the smallest
+ * struct_size certstore_status() accepts. Never changes.
+ */
+#define CERTSTORE_STATUS_INFO_V1_SIZE 56
+
+/**
+ * Why a generation was refused, as a stable value (the error message says the same for
+ * people). New values may be added; treat unknown ones as CERTSTORE_REASON_OTHER.
+ */
+typedef enum certstore_reason {
+  /**
+   * Not refused (or no refusal to speak of).
+   */
+  CERTSTORE_REASON_NONE = 0,
+  /**
+   * The private key does not belong to the leaf certificate.
+   */
+  CERTSTORE_REASON_KEY_MISMATCH = 1,
+  /**
+   * The leaf's notAfter has passed.
+   */
+  CERTSTORE_REASON_EXPIRED = 2,
+  /**
+   * The leaf's notBefore has not come yet.
+   */
+  CERTSTORE_REASON_NOT_YET_VALID = 3,
+  /**
+   * The private key is encrypted (not supported).
+   */
+  CERTSTORE_REASON_ENCRYPTED_KEY = 4,
+  /**
+   * The private key is of a kind the library cannot load.
+   */
+  CERTSTORE_REASON_UNSUPPORTED_KEY = 5,
+  /**
+   * Empty file, broken PEM, no item of the expected kind, or invalid X.509.
+   */
+  CERTSTORE_REASON_PARSE_ERROR = 6,
+  /**
+   * A file exceeds max_file_size.
+   */
+  CERTSTORE_REASON_TOO_LARGE = 7,
+  /**
+   * A path names a FIFO, directory, device or socket.
+   */
+  CERTSTORE_REASON_NOT_REGULAR_FILE = 8,
+  /**
+   * A file does not exist.
+   */
+  CERTSTORE_REASON_MISSING = 9,
+  /**
+   * A file could not be read (permissions, EIO, out of descriptors).
+   */
+  CERTSTORE_REASON_IO_ERROR = 10,
+  /**
+   * Anything else (options, watcher, a caught bug).
+   */
+  CERTSTORE_REASON_OTHER = 11,
+} certstore_reason;
 
 /**
  * Status code returned by every fallible function.
@@ -65,6 +140,10 @@ typedef enum certstore_code {
    * A bug inside certstore was caught at the boundary; the store keeps its state.
    */
   CERTSTORE_ERR_PANIC = 7,
+  /**
+   * The system refused a resource (a thread, a file descriptor); nothing was created.
+   */
+  CERTSTORE_ERR_RESOURCE = 8,
 } certstore_code;
 
 /**
@@ -79,6 +158,15 @@ typedef enum certstore_event_kind {
    * A reload was refused; the previous generation is still served.
    */
   CERTSTORE_EVENT_RELOAD_FAILED = 2,
+  /**
+   * inotify cannot watch (all of) the files (e.g. fs.inotify.max_user_watches is
+   * exhausted); the store re-reads them on a timer until the watch is back. `error` says why.
+   */
+  CERTSTORE_EVENT_WATCH_DEGRADED = 3,
+  /**
+   * Every watch is in place again after CERTSTORE_EVENT_WATCH_DEGRADED.
+   */
+  CERTSTORE_EVENT_WATCH_RESTORED = 4,
 } certstore_event_kind;
 
 /**
@@ -103,8 +191,9 @@ typedef struct certstore_error certstore_error;
 
 /**
  * One immutable generation: chain, key, CA bundle and leaf facts. Opaque and reference
- * counted: certstore_get_current() copies nothing. Pointers returned by the accessors stay
- * valid until certstore_snapshot_free(), even after the store rotated or was freed.
+ * counted: it is the store's own snapshot, handed out without a copy. Pointers returned by
+ * the accessors stay valid until certstore_snapshot_free(), even after the store rotated or
+ * was freed.
  */
 typedef struct certstore_snapshot certstore_snapshot;
 
@@ -115,9 +204,10 @@ typedef struct certstore_snapshot certstore_snapshot;
 typedef struct certstore_store certstore_store;
 
 /**
- * Options for certstore_load(). Always start from certstore_options_init(), which sets
- * struct_size and the defaults; then set the paths and change what you need. Fields added in
- * later versions go at the end, so a program built against an older header keeps working.
+ * Options for certstore_load(). Prepare it with
+ * `certstore_options_init(&options, sizeof options)`, which sets struct_size and the
+ * defaults; then set the paths and change what you need. Later versions only append fields,
+ * so a program built against an older header keeps working with a newer library.
  */
 typedef struct certstore_options {
   /**
@@ -125,7 +215,8 @@ typedef struct certstore_options {
    */
   uint32_t struct_size;
   /**
-   * Path of the PEM certificate chain, leaf first. Required. Copied by certstore_load().
+   * Path of the PEM certificate chain, leaf first. Required. Copied by certstore_load() and
+   * made absolute against the working directory at that moment.
    */
   const char *cert_path;
   /**
@@ -137,9 +228,9 @@ typedef struct certstore_options {
    */
   const char *ca_path;
   /**
-   * Watch the files' directories with inotify. Default true.
+   * Nonzero: watch the files' directories with inotify. Default 1.
    */
-  bool watch;
+  int32_t watch;
   /**
    * Re-read the files this often (content hash compare); 0 disables. Default 60000.
    */
@@ -155,8 +246,9 @@ typedef struct certstore_options {
 } certstore_options;
 
 /**
- * Counters and outcome of reloads. Set struct_size to sizeof(certstore_status_info) before
- * calling certstore_status(); fields beyond struct_size are not written.
+ * Counters, outcome of reloads, and what the disk holds compared with what is served. Set
+ * struct_size to sizeof(certstore_status_info) before calling certstore_status(); the library
+ * writes no byte past struct_size and sets struct_size to the number of bytes it filled.
  */
 typedef struct certstore_status_info {
   /**
@@ -172,7 +264,7 @@ typedef struct certstore_status_info {
    */
   uint64_t reloads_ok;
   /**
-   * Reloads refused after retries (the last good generation kept being served).
+   * Refusals reported (the same refused files are counted once).
    */
   uint64_t reloads_failed;
   /**
@@ -180,13 +272,39 @@ typedef struct certstore_status_info {
    */
   int64_t last_success_unix_ms;
   /**
-   * When the last reload was refused, unix milliseconds; 0 = never.
+   * When the last refusal was reported, unix milliseconds; 0 = never.
    */
   int64_t last_failure_unix_ms;
   /**
    * notAfter of the served leaf, unix seconds.
    */
   int64_t not_after_unix;
+  /**
+   * Nonzero while the files on disk hold something other than the served generation
+   * (refused, or being retried).
+   */
+  int32_t disk_differs;
+  /**
+   * Why the disk generation is not served (a certstore_reason); NONE while they agree.
+   */
+  int32_t disk_reason;
+  /**
+   * Since when the disk differs, unix milliseconds; 0 while they agree.
+   */
+  int64_t disk_differs_since_unix_ms;
+  /**
+   * notAfter (unix seconds) of the leaf on disk when it parsed (refused or not); 0 if not.
+   */
+  int64_t disk_not_after_unix;
+  /**
+   * Serial (lowercase hex, NUL-terminated) of the leaf on disk when it parsed; "" if not.
+   */
+  char disk_serial[48];
+  /**
+   * Nonzero while inotify cannot watch (all of) the files and the store re-reads them on
+   * a timer instead (e.g. fs.inotify.max_user_watches is exhausted).
+   */
+  int32_t watch_degraded;
 } certstore_status_info;
 
 /**
@@ -202,14 +320,15 @@ typedef struct certstore_event {
    */
   uint64_t generation;
   /**
-   * RELOAD_FAILED: why (read it with certstore_error_message(); do not free it).
-   * ROTATED: NULL.
+   * RELOAD_FAILED and WATCH_DEGRADED: why (certstore_error_message(),
+   * certstore_error_reason(); do not free it). Otherwise NULL.
    */
   const struct certstore_error *error;
   /**
    * ROTATED: the new generation, for the certstore_snapshot_* accessors (serial, notAfter,
-   * PEM). Borrowed: valid during the callback only, do not free it; call
-   * certstore_get_current() to keep a snapshot. RELOAD_FAILED: NULL.
+   * PEM). Borrowed: valid during the callback only, do not free it; to keep it, take a
+   * reference with certstore_snapshot_ref() (released by certstore_snapshot_free()).
+   * Otherwise NULL.
    */
   const struct certstore_snapshot *snapshot;
 } certstore_event;
@@ -225,6 +344,12 @@ typedef void (*certstore_callback)(const struct certstore_event *event, uintptr_
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * The stable snake_case name of a reason, e.g. "key_mismatch" (the Rust core's, used as a
+ * metric label); "unknown" for a value that is not a certstore_reason. Static storage.
+ */
+const char *certstore_reason_name(int32_t reason);
 
 /**
  * The version of the library, e.g. "0.1.0". Static storage; never free it.
@@ -247,6 +372,15 @@ const char *certstore_code_name(int32_t code);
 const char *certstore_error_message(const struct certstore_error *error);
 
 /**
+ * Why the generation behind `error` was refused (CERTSTORE_REASON_OTHER for errors that are
+ * not about the files, such as invalid options); CERTSTORE_REASON_NONE for NULL.
+ *
+ * # Safety
+ * `error` is NULL or a pointer received from this library and not yet freed.
+ */
+enum certstore_reason certstore_error_reason(const struct certstore_error *error);
+
+/**
  * Frees an error returned through an out-parameter. NULL is a no-op. Do not free the
  * borrowed error of a certstore_event.
  *
@@ -256,17 +390,22 @@ const char *certstore_error_message(const struct certstore_error *error);
 void certstore_error_free(struct certstore_error *error);
 
 /**
- * Fills `options` with the defaults and sets struct_size. NULL is a no-op.
+ * Fills the first `size` bytes of `*options` with the defaults and sets struct_size to
+ * `size`. Pass `sizeof *options` as your program compiled it. Bytes of fields this library
+ * does not know (a newer header) are set to zero. Returns CERTSTORE_ERR_NULL_ARGUMENT for
+ * NULL and CERTSTORE_ERR_INVALID_ARGUMENT (writing nothing) when `size` is below
+ * CERTSTORE_OPTIONS_V1_SIZE or above 4096.
  *
  * # Safety
- * `options` is NULL or points to writable memory for one certstore_options.
+ * `options` is NULL or points to `size` writable bytes.
  */
-void certstore_options_init(struct certstore_options *options);
+enum certstore_code certstore_options_init(struct certstore_options *options, size_t size);
 
 /**
  * Sets `*out_snapshot` to the generation served now; free it with certstore_snapshot_free().
- * No I/O and no lock; a reference-count increment (it allocates only when called between a
- * rotation and the library's own refresh of its view).
+ * No I/O, no lock, no allocation: a reference-count increment. Never returns an older
+ * generation than one this thread got before, and certstore_generation() called afterwards
+ * returns at least this snapshot's generation.
  *
  * # Safety
  * `store` is NULL or a live store; `out_snapshot` is NULL or writable.
@@ -275,17 +414,30 @@ enum certstore_code certstore_get_current(const struct certstore_store *store,
                                           struct certstore_snapshot **out_snapshot);
 
 /**
+ * Takes one more reference to `snapshot` (e.g. the borrowed snapshot of a ROTATED event, to
+ * keep it after the callback) and returns it; release it with certstore_snapshot_free().
+ * NULL for NULL.
+ *
+ * # Safety
+ * `snapshot` is NULL or live (from certstore_get_current(), certstore_snapshot_ref(), or an
+ * event during its callback).
+ */
+struct certstore_snapshot *certstore_snapshot_ref(const struct certstore_snapshot *snapshot);
+
+/**
  * Releases a snapshot. NULL is a no-op. The key bytes are zeroized when the last reference
  * (yours or the store's) is gone.
  *
  * # Safety
- * `snapshot` is NULL or from certstore_get_current(), released once.
+ * `snapshot` is NULL or from certstore_get_current()/certstore_snapshot_ref(), released once.
  */
 void certstore_snapshot_free(struct certstore_snapshot *snapshot);
 
 /**
- * The certificate chain file as read (PEM, leaf first); its length in `*out_len`. Not
- * NUL-terminated. Owned by the snapshot. NULL (and length 0) for a NULL snapshot.
+ * The certificate chain that was validated, leaf first, as PEM: each certificate's DER
+ * encoded as a CERTIFICATE block (64-column base64, "\n" line ends), never the file's bytes
+ * (comments, other blocks and CRLFs of the file are not carried over). Its length in
+ * `*out_len`; not NUL-terminated; owned by the snapshot. NULL (and length 0) for NULL.
  *
  * # Safety
  * `snapshot` is NULL or live; `out_len` is NULL or writable.
@@ -294,9 +446,10 @@ const uint8_t *certstore_snapshot_cert_pem(const struct certstore_snapshot *snap
                                            size_t *out_len);
 
 /**
- * The private key file as read (PEM); its length in `*out_len`. Not NUL-terminated. Owned by
- * the snapshot and zeroized when the last reference is dropped: copy it only into memory you
- * wipe, never log it.
+ * The private key that was loaded and matched against the leaf, PEM-encoded from its DER
+ * under the label of its encoding ("PRIVATE KEY", "RSA PRIVATE KEY" or "EC PRIVATE KEY");
+ * its length in `*out_len`. Not NUL-terminated. Owned by the snapshot and zeroized when the
+ * last reference is dropped: copy it only into memory you wipe, never log it.
  *
  * # Safety
  * `snapshot` is NULL or live; `out_len` is NULL or writable.
@@ -305,8 +458,9 @@ const uint8_t *certstore_snapshot_key_pem(const struct certstore_snapshot *snaps
                                           size_t *out_len);
 
 /**
- * The CA bundle file as read (PEM); its length in `*out_len`. NULL and length 0 when no CA
- * path was configured.
+ * The CA bundle's certificates that were validated, PEM-encoded from their DER as
+ * certstore_snapshot_cert_pem() does; its length in `*out_len`. NULL and length 0 when no
+ * CA path was configured.
  *
  * # Safety
  * `snapshot` is NULL or live; `out_len` is NULL or writable.
@@ -355,6 +509,23 @@ const char *certstore_snapshot_serial(const struct certstore_snapshot *snapshot)
  * `snapshot` is NULL or live.
  */
 const uint8_t *certstore_snapshot_fingerprint_sha256(const struct certstore_snapshot *snapshot);
+
+/**
+ * The number of certificates in the CA bundle; 0 without one or for NULL.
+ *
+ * # Safety
+ * `snapshot` is NULL or live.
+ */
+size_t certstore_snapshot_ca_count(const struct certstore_snapshot *snapshot);
+
+/**
+ * The notAfter (unix seconds) of CA certificate `index` (bundle order); 0 for NULL or an
+ * index out of range.
+ *
+ * # Safety
+ * `snapshot` is NULL or live.
+ */
+int64_t certstore_snapshot_ca_not_after(const struct certstore_snapshot *snapshot, size_t index);
 
 /**
  * Reads and validates the files named in `options`, then starts watching them.
@@ -418,9 +589,12 @@ const uint64_t *certstore_generation_counter_acquire(const struct certstore_stor
 void certstore_generation_counter_release(const uint64_t *counter);
 
 /**
- * Copies the reload counters into `*out_status` (up to out_status->struct_size bytes).
- * When `out_last_error` is not NULL it receives the reason of the most recent reload if that
- * reload was refused (free it with certstore_error_free()), or NULL if it succeeded.
+ * Copies the reload counters and the served-vs-disk state into `*out_status`: at most
+ * out_status->struct_size bytes (which must be at least CERTSTORE_STATUS_INFO_V1_SIZE), then
+ * sets struct_size to the number of bytes filled; fields this library does not know are
+ * zeroed. When `out_last_error` is not NULL it receives why the files on disk are refused now
+ * (free it with certstore_error_free(); certstore_error_reason() gives the reason), or NULL
+ * when the served generation is what the disk holds.
  *
  * # Safety
  * `store` is NULL or live; `out_status` is NULL or points to `struct_size` writable bytes;
@@ -432,11 +606,16 @@ enum certstore_code certstore_status(const struct certstore_store *store,
 
 /**
  * Stops watching, delivers the events already queued (callbacks may still use `store`
- * meanwhile), waits for the last callback to return, and frees the store. Snapshots
- * obtained from it stay valid until their own certstore_snapshot_free(). NULL is a no-op.
- * Called from inside a subscription callback it frees nothing and returns
- * CERTSTORE_ERR_IN_CALLBACK (it would wait for itself). The caller must not use `store`
- * afterwards, nor call this while another thread still uses it.
+ * meanwhile), waits for the last callback to return, and frees the store. When it was the
+ * last store of the process, the library's threads are joined and its inotify descriptor
+ * closed before this returns. Snapshots and generation counters obtained from the store stay
+ * valid until their own release. NULL is a no-op. Called from inside a subscription callback
+ * of this store it frees nothing and returns CERTSTORE_ERR_IN_CALLBACK (it would wait for
+ * itself).
+ *
+ * The one rule of the handle's lifetime: certstore_free() must not run while another thread
+ * is inside any certstore_* call on the same store, and no call may use the store after it
+ * began. Callbacks are the exception the library handles itself: it waits for them.
  *
  * # Safety
  * `store` is NULL or a live store from certstore_load(), not used by other threads.

@@ -44,7 +44,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     certstore_options options;
-    certstore_options_init(&options);
+    certstore_options_init(&options, sizeof options);
     options.cert_path = argv[1];
     options.key_path = argv[2];
     options.ca_path = argc == 4 ? argv[3] : NULL;

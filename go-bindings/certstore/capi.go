@@ -48,7 +48,7 @@ type cStore struct{ p *C.certstore_store }
 // cOpen loads the initial files. It returns the store and nil, or nil and an *Error.
 func cOpen(o Options) (*cStore, error) {
 	var copts C.certstore_options
-	C.certstore_options_init(&copts)
+	C.certstore_options_init(&copts, C.size_t(unsafe.Sizeof(copts)))
 
 	cert := C.CString(o.CertFile)
 	defer C.free(unsafe.Pointer(cert))
@@ -61,7 +61,10 @@ func cOpen(o Options) (*cStore, error) {
 		defer C.free(unsafe.Pointer(ca))
 		copts.ca_path = ca
 	}
-	copts.watch = C.bool(!o.DisableWatch)
+	copts.watch = 1
+	if o.DisableWatch {
+		copts.watch = 0
+	}
 	switch {
 	case o.ReloadInterval < 0:
 		copts.reread_interval_ms = 0 // disabled

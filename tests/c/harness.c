@@ -172,8 +172,10 @@ static void test_null_and_invalid_arguments(void) {
     certstore_store *store = (certstore_store *)0x1;
     certstore_error *err = NULL;
     certstore_options opts;
-    certstore_options_init(&opts);
-    certstore_options_init(NULL);
+    CHECK(certstore_options_init(&opts, sizeof opts) == CERTSTORE_OK, "init");
+    CHECK(certstore_options_init(NULL, sizeof opts) == CERTSTORE_ERR_NULL_ARGUMENT, "init NULL");
+    CHECK(certstore_options_init(&opts, CERTSTORE_OPTIONS_V1_SIZE - 1) == CERTSTORE_ERR_INVALID_ARGUMENT,
+          "init below v1");
     CHECK(opts.struct_size == sizeof(certstore_options), "struct_size %u", opts.struct_size);
     CHECK(opts.watch && opts.reread_interval_ms == 60000 && opts.max_file_size == 1048576,
           "defaults");
@@ -195,7 +197,7 @@ static void test_null_and_invalid_arguments(void) {
     opts.struct_size = 8;
     CHECK(certstore_load(&opts, &store, &err) == CERTSTORE_ERR_INVALID_ARGUMENT, "struct_size");
     certstore_error_free(err);
-    certstore_options_init(&opts);
+    certstore_options_init(&opts, sizeof opts);
     opts.cert_path = cert;
     opts.key_path = key;
     opts.validity = 7;
@@ -249,7 +251,7 @@ static void test_rotation_lifecycle(void) {
     snprintf(cert, sizeof cert, "%s/tls.crt", dir);
     snprintf(key, sizeof key, "%s/tls.key", dir);
     certstore_options opts;
-    certstore_options_init(&opts);
+    certstore_options_init(&opts, sizeof opts);
     opts.cert_path = cert;
     opts.key_path = key;
     opts.reread_interval_ms = 0; /* inotify alone must see every swap */
@@ -376,11 +378,11 @@ static void test_ca_bundle(void) {
     fixture_path(key, sizeof key, "b.key");
     fixture_path(ca, sizeof ca, "ca.crt");
     certstore_options opts;
-    certstore_options_init(&opts);
+    certstore_options_init(&opts, sizeof opts);
     opts.cert_path = cert;
     opts.key_path = key;
     opts.ca_path = ca;
-    opts.watch = false;
+    opts.watch = 0;
     certstore_store *store = NULL;
     CHECK(certstore_load(&opts, &store, NULL) == CERTSTORE_OK, "load with CA");
     certstore_snapshot *snap = NULL;

@@ -34,7 +34,7 @@ fn load() -> (tempfile::TempDir, Shared) {
     // SAFETY: options_init fills the whole struct; the paths outlive certstore_load, which
     // copies them; `store` is a valid out-pointer.
     unsafe {
-        certstore_options_init(options.as_mut_ptr());
+        certstore_options_init(options.as_mut_ptr(), size_of::<certstore_options>());
         let mut options = options.assume_init();
         options.cert_path = cert_path.as_ptr();
         options.key_path = key_path.as_ptr();

@@ -2,15 +2,23 @@
 
 use std::ffi::CString;
 
-use crate::certstore_code;
+use crate::{certstore_code, certstore_reason};
 
 /// An error: a one-line reason naming the file and what is wrong with it. Opaque; read it with
 /// certstore_error_message(), free it with certstore_error_free().
 pub struct certstore_error {
     message: CString,
+    reason: certstore_reason,
 }
 
 impl certstore_error {
+    /// An error for a refused generation or a failed call into the core.
+    pub(crate) fn from_core(error: &certstore_core::Error) -> certstore_error {
+        let mut e = certstore_error::new(error.to_string());
+        e.reason = error.reason().into();
+        e
+    }
+
     pub(crate) fn new(message: impl Into<String>) -> certstore_error {
         let mut bytes = message.into().into_bytes();
         // Interior NULs cannot occur in our messages except through a hostile path name;
@@ -20,8 +28,23 @@ impl certstore_error {
         }
         certstore_error {
             message: CString::new(bytes).unwrap_or_default(),
+            reason: certstore_reason::CERTSTORE_REASON_OTHER,
         }
     }
+}
+
+/// Hands `error` to the caller through `out` (when `out` is not NULL) and returns `code`.
+pub(crate) fn fail_with(
+    out: *mut *mut certstore_error,
+    code: certstore_code,
+    error: certstore_error,
+) -> certstore_code {
+    if !out.is_null() {
+        // SAFETY: `out` is non-NULL and, per the API contract, points to writable storage
+        // for one pointer.
+        unsafe { out.write(Box::into_raw(Box::new(error))) };
+    }
+    code
 }
 
 /// Hands `message` to the caller through `out` (when `out` is not NULL) and returns `code`.
@@ -62,6 +85,20 @@ pub unsafe extern "C" fn certstore_error_message(
     // SAFETY: non-NULL and live per the contract above.
     let error = unsafe { &*error };
     error.message.as_ptr()
+}
+
+/// Why the generation behind `error` was refused (CERTSTORE_REASON_OTHER for errors that are
+/// not about the files, such as invalid options); CERTSTORE_REASON_NONE for NULL.
+///
+/// # Safety
+/// `error` is NULL or a pointer received from this library and not yet freed.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn certstore_error_reason(error: *const certstore_error) -> certstore_reason {
+    // SAFETY: NULL or live per the contract above.
+    match unsafe { error.as_ref() } {
+        Some(error) => error.reason,
+        None => certstore_reason::CERTSTORE_REASON_NONE,
+    }
 }
 
 /// Frees an error returned through an out-parameter. NULL is a no-op. Do not free the

@@ -43,6 +43,80 @@ pub enum certstore_code {
     CERTSTORE_ERR_NOT_FOUND = 6,
     /// A bug inside certstore was caught at the boundary; the store keeps its state.
     CERTSTORE_ERR_PANIC = 7,
+    /// The system refused a resource (a thread, a file descriptor); nothing was created.
+    CERTSTORE_ERR_RESOURCE = 8,
+}
+
+/// Why a generation was refused, as a stable value (the error message says the same for
+/// people). New values may be added; treat unknown ones as CERTSTORE_REASON_OTHER.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum certstore_reason {
+    /// Not refused (or no refusal to speak of).
+    CERTSTORE_REASON_NONE = 0,
+    /// The private key does not belong to the leaf certificate.
+    CERTSTORE_REASON_KEY_MISMATCH = 1,
+    /// The leaf's notAfter has passed.
+    CERTSTORE_REASON_EXPIRED = 2,
+    /// The leaf's notBefore has not come yet.
+    CERTSTORE_REASON_NOT_YET_VALID = 3,
+    /// The private key is encrypted (not supported).
+    CERTSTORE_REASON_ENCRYPTED_KEY = 4,
+    /// The private key is of a kind the library cannot load.
+    CERTSTORE_REASON_UNSUPPORTED_KEY = 5,
+    /// Empty file, broken PEM, no item of the expected kind, or invalid X.509.
+    CERTSTORE_REASON_PARSE_ERROR = 6,
+    /// A file exceeds max_file_size.
+    CERTSTORE_REASON_TOO_LARGE = 7,
+    /// A path names a FIFO, directory, device or socket.
+    CERTSTORE_REASON_NOT_REGULAR_FILE = 8,
+    /// A file does not exist.
+    CERTSTORE_REASON_MISSING = 9,
+    /// A file could not be read (permissions, EIO, out of descriptors).
+    CERTSTORE_REASON_IO_ERROR = 10,
+    /// Anything else (options, watcher, a caught bug).
+    CERTSTORE_REASON_OTHER = 11,
+}
+
+impl From<certstore_core::Reason> for certstore_reason {
+    fn from(reason: certstore_core::Reason) -> certstore_reason {
+        use certstore_core::Reason as R;
+        match reason {
+            R::KeyMismatch => certstore_reason::CERTSTORE_REASON_KEY_MISMATCH,
+            R::Expired => certstore_reason::CERTSTORE_REASON_EXPIRED,
+            R::NotYetValid => certstore_reason::CERTSTORE_REASON_NOT_YET_VALID,
+            R::EncryptedKey => certstore_reason::CERTSTORE_REASON_ENCRYPTED_KEY,
+            R::UnsupportedKey => certstore_reason::CERTSTORE_REASON_UNSUPPORTED_KEY,
+            R::Parse => certstore_reason::CERTSTORE_REASON_PARSE_ERROR,
+            R::TooLarge => certstore_reason::CERTSTORE_REASON_TOO_LARGE,
+            R::NotRegularFile => certstore_reason::CERTSTORE_REASON_NOT_REGULAR_FILE,
+            R::Missing => certstore_reason::CERTSTORE_REASON_MISSING,
+            R::Io => certstore_reason::CERTSTORE_REASON_IO_ERROR,
+            _ => certstore_reason::CERTSTORE_REASON_OTHER,
+        }
+    }
+}
+
+/// The stable snake_case name of a reason, e.g. "key_mismatch" (the Rust core's, used as a
+/// metric label); "unknown" for a value that is not a certstore_reason. Static storage.
+#[unsafe(no_mangle)]
+pub extern "C" fn certstore_reason_name(reason: i32) -> *const libc::c_char {
+    let name: &'static str = match reason {
+        0 => "none\0",
+        1 => "key_mismatch\0",
+        2 => "expired\0",
+        3 => "not_yet_valid\0",
+        4 => "encrypted_key\0",
+        5 => "unsupported_key\0",
+        6 => "parse_error\0",
+        7 => "too_large\0",
+        8 => "not_regular_file\0",
+        9 => "missing\0",
+        10 => "io_error\0",
+        11 => "other\0",
+        _ => "unknown\0",
+    };
+    name.as_ptr().cast()
 }
 
 /// The version of the library, e.g. "0.1.0". Static storage; never free it.
@@ -64,6 +138,7 @@ pub extern "C" fn certstore_code_name(code: i32) -> *const libc::c_char {
         5 => "CERTSTORE_ERR_IN_CALLBACK\0",
         6 => "CERTSTORE_ERR_NOT_FOUND\0",
         7 => "CERTSTORE_ERR_PANIC\0",
+        8 => "CERTSTORE_ERR_RESOURCE\0",
         _ => "CERTSTORE_UNKNOWN_CODE\0",
     };
     name.as_ptr().cast()

@@ -1,4 +1,10 @@
 //! `certstore_options`: what to load and how to watch it, extensible through `struct_size`.
+//!
+//! The extension scheme, fixed for good: the caller declares the size it compiled
+//! (`certstore_options_init(&o, sizeof o)` stores it in `struct_size`); the library reads and
+//! writes no byte past that size; fields are only ever appended; a caller's struct shorter
+//! than the library's gets defaults for the fields it lacks; a longer one (a newer header on an
+//! older library) is accepted when every byte the library does not know is zero.
 
 use std::ffi::{CStr, OsStr};
 use std::os::unix::ffi::OsStrExt;
@@ -6,6 +12,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use certstore_core::{DEFAULT_MAX_FILE_SIZE, DEFAULT_REREAD_INTERVAL, Options, ValidityPolicy};
+
+use crate::certstore_code;
+
+#[cfg(not(target_pointer_width = "64"))]
+compile_error!("certstore's C ABI sizes (CERTSTORE_*_V1_SIZE) are defined for 64-bit targets");
 
 /// What to do with a leaf certificate outside its validity window.
 #[repr(C)]
@@ -17,22 +28,24 @@ pub enum certstore_validity_policy {
     CERTSTORE_VALIDITY_IGNORE = 1,
 }
 
-/// Options for certstore_load(). Always start from certstore_options_init(), which sets
-/// struct_size and the defaults; then set the paths and change what you need. Fields added in
-/// later versions go at the end, so a program built against an older header keeps working.
+/// Options for certstore_load(). Prepare it with
+/// `certstore_options_init(&options, sizeof options)`, which sets struct_size and the
+/// defaults; then set the paths and change what you need. Later versions only append fields,
+/// so a program built against an older header keeps working with a newer library.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct certstore_options {
     /// sizeof(certstore_options) as the caller compiled it; set by certstore_options_init().
     pub struct_size: u32,
-    /// Path of the PEM certificate chain, leaf first. Required. Copied by certstore_load().
+    /// Path of the PEM certificate chain, leaf first. Required. Copied by certstore_load() and
+    /// made absolute against the working directory at that moment.
     pub cert_path: *const libc::c_char,
     /// Path of the PEM private key (PKCS#8, PKCS#1 or SEC1; not encrypted). Required.
     pub key_path: *const libc::c_char,
     /// Path of a PEM CA bundle (client CAs / roots), or NULL for none.
     pub ca_path: *const libc::c_char,
-    /// Watch the files' directories with inotify. Default true.
-    pub watch: bool,
+    /// Nonzero: watch the files' directories with inotify. Default 1.
+    pub watch: i32,
     /// Re-read the files this often (content hash compare); 0 disables. Default 60000.
     pub reread_interval_ms: u32,
     /// Largest accepted file in bytes; 0 is invalid. Default 1048576 (1 MiB).
@@ -41,33 +54,107 @@ pub struct certstore_options {
     pub validity: u32,
 }
 
-/// The size of the first version of certstore_options: the smallest struct_size accepted.
-const OPTIONS_V1_SIZE: usize = size_of::<certstore_options>();
-
-/// Fills `options` with the defaults and sets struct_size. NULL is a no-op.
-///
-/// # Safety
-/// `options` is NULL or points to writable memory for one certstore_options.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn certstore_options_init(options: *mut certstore_options) {
-    if options.is_null() {
-        return;
-    }
-    // SAFETY: non-NULL and writable per the contract above.
-    unsafe { options.write(defaults()) };
+/// The options as this build of the library knows them: the public struct, plus, in test
+/// builds (feature `abi-test-v2`), a field appended as a later version would, so tests can run
+/// programs built against the frozen v1 header against a library whose struct grew.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct LibraryOptions {
+    options: certstore_options,
+    #[cfg(feature = "abi-test-v2")]
+    test_v2_field: u64,
 }
 
-fn defaults() -> certstore_options {
-    certstore_options {
-        struct_size: size_of::<certstore_options>() as u32,
-        cert_path: std::ptr::null(),
-        key_path: std::ptr::null(),
-        ca_path: std::ptr::null(),
-        watch: true,
-        reread_interval_ms: DEFAULT_REREAD_INTERVAL.as_millis() as u32,
-        max_file_size: DEFAULT_MAX_FILE_SIZE,
-        validity: certstore_validity_policy::CERTSTORE_VALIDITY_ENFORCE as u32,
+/// sizeof(certstore_options) in version 1 of this header, on 64-bit targets. Never changes:
+/// the smallest struct_size certstore_load() accepts.
+pub const CERTSTORE_OPTIONS_V1_SIZE: u32 = 56;
+
+const _: () = assert!(
+    (std::mem::offset_of!(certstore_options, validity) + size_of::<u32>()).next_multiple_of(8)
+        == CERTSTORE_OPTIONS_V1_SIZE as usize,
+    "the fields of version 1 of certstore_options moved"
+);
+
+/// Fills the first `size` bytes of `*options` with the defaults and sets struct_size to
+/// `size`. Pass `sizeof *options` as your program compiled it. Bytes of fields this library
+/// does not know (a newer header) are set to zero. Returns CERTSTORE_ERR_NULL_ARGUMENT for
+/// NULL and CERTSTORE_ERR_INVALID_ARGUMENT (writing nothing) when `size` is below
+/// CERTSTORE_OPTIONS_V1_SIZE or above 4096.
+///
+/// # Safety
+/// `options` is NULL or points to `size` writable bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn certstore_options_init(
+    options: *mut certstore_options,
+    size: libc::size_t,
+) -> certstore_code {
+    if options.is_null() {
+        return certstore_code::CERTSTORE_ERR_NULL_ARGUMENT;
     }
+    if size < CERTSTORE_OPTIONS_V1_SIZE as usize || size > MAX_STRUCT_SIZE {
+        return certstore_code::CERTSTORE_ERR_INVALID_ARGUMENT;
+    }
+    let mut defaults = defaults();
+    defaults.options.struct_size = size as u32;
+    let ours = size_of::<LibraryOptions>();
+    let dst = options.cast::<u8>();
+    // SAFETY: the caller provides `size` writable bytes at `options`; we write
+    // min(size, ours) bytes from `defaults` (which has `ours`), then zero the rest up to `size`.
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            (&defaults as *const LibraryOptions).cast::<u8>(),
+            dst,
+            size.min(ours),
+        );
+        if size > ours {
+            std::ptr::write_bytes(dst.add(ours), 0, size - ours);
+        }
+    }
+    certstore_code::CERTSTORE_OK
+}
+
+/// A bound on struct_size so that a garbage value cannot make the library read far.
+pub(crate) const MAX_STRUCT_SIZE: usize = 4096;
+
+fn defaults() -> LibraryOptions {
+    LibraryOptions {
+        options: certstore_options {
+            struct_size: size_of::<LibraryOptions>() as u32,
+            cert_path: std::ptr::null(),
+            key_path: std::ptr::null(),
+            ca_path: std::ptr::null(),
+            watch: 1,
+            reread_interval_ms: DEFAULT_REREAD_INTERVAL.as_millis() as u32,
+            max_file_size: DEFAULT_MAX_FILE_SIZE,
+            validity: certstore_validity_policy::CERTSTORE_VALIDITY_ENFORCE as u32,
+        },
+        #[cfg(feature = "abi-test-v2")]
+        test_v2_field: 0,
+    }
+}
+
+/// Checks a caller-declared struct size against ours: `Ok(bytes to copy)` or the reason it is
+/// unusable. `tail` reads the caller's bytes past ours, which must be zero.
+pub(crate) fn declared_size(
+    what: &str,
+    declared: usize,
+    v1: usize,
+    ours: usize,
+    tail: impl FnOnce(usize) -> bool,
+) -> Result<usize, String> {
+    if declared < v1 || declared > MAX_STRUCT_SIZE {
+        return Err(format!(
+            "{what}.struct_size is {declared}, expected at least {v1} (and at most \
+             {MAX_STRUCT_SIZE}): initialise it with the size your program compiled"
+        ));
+    }
+    if declared > ours && !tail(declared - ours) {
+        return Err(format!(
+            "{what} sets fields this library version does not know (struct_size {declared}, \
+             this library knows {ours} bytes): upgrade the library or leave them zero"
+        ));
+    }
+    Ok(declared.min(ours))
 }
 
 /// The options the caller passed, converted; `Err` carries the reason for
@@ -80,25 +167,29 @@ pub(crate) unsafe fn convert(options: *const certstore_options) -> Result<Option
     // SAFETY: struct_size is the first field of every version of the struct, and the caller
     // guarantees at least that much is readable.
     let declared = unsafe { options.cast::<u32>().read_unaligned() } as usize;
-    let ours = size_of::<certstore_options>();
-    if !(OPTIONS_V1_SIZE..=ours).contains(&declared) {
-        return Err(format!(
-            "options.struct_size is {declared}, expected {OPTIONS_V1_SIZE}..={ours}: call \
-             certstore_options_init() and build against a certstore.h of this or an older version"
-        ));
-    }
-    // A caller built against an older header passes a shorter struct: its fields are read,
-    // the newer ones keep their defaults.
-    let mut raw = defaults();
-    // SAFETY: `declared` bytes are readable at `options` (the caller's struct_size) and
-    // writable at `raw` (declared <= ours); the regions do not overlap.
+    let ours = size_of::<LibraryOptions>();
+    let copy = declared_size(
+        "options",
+        declared,
+        CERTSTORE_OPTIONS_V1_SIZE as usize,
+        ours,
+        |extra| {
+            // SAFETY: `declared` bytes are readable at `options`; the tail is its last `extra`.
+            let tail = unsafe { std::slice::from_raw_parts(options.cast::<u8>().add(ours), extra) };
+            tail.iter().all(|&b| b == 0)
+        },
+    )?;
+    let mut library = defaults();
+    // SAFETY: `copy` <= declared bytes are readable at `options` and `copy` <= ours bytes are
+    // writable at `library`; the regions do not overlap.
     unsafe {
         std::ptr::copy_nonoverlapping(
             options.cast::<u8>(),
-            (&mut raw as *mut certstore_options).cast::<u8>(),
-            declared,
+            (&mut library as *mut LibraryOptions).cast::<u8>(),
+            copy,
         );
     }
+    let raw = library.options;
     let path = |p: *const libc::c_char, name: &str| -> Result<Option<PathBuf>, String> {
         if p.is_null() {
             return Ok(None);
@@ -114,7 +205,7 @@ pub(crate) unsafe fn convert(options: *const certstore_options) -> Result<Option
     let key_path = path(raw.key_path, "key_path")?.ok_or("options.key_path is NULL")?;
     let mut converted = Options::new(cert_path, key_path);
     converted.ca_path = path(raw.ca_path, "ca_path")?;
-    converted.watch = raw.watch;
+    converted.watch = raw.watch != 0;
     converted.reread_interval = match raw.reread_interval_ms {
         0 => None,
         ms => Some(Duration::from_millis(u64::from(ms))),

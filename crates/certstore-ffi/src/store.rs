@@ -3,27 +3,23 @@
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
-use certstore_core::{Error, Event, Store};
+use certstore_core::{Error, Store};
 
-use crate::error::{certstore_error, clear, fail};
-use crate::options::{certstore_options, convert};
-use crate::snapshot::certstore_snapshot;
-use crate::{certstore_code, guard, guard_value};
+use crate::error::{certstore_error, clear, fail, fail_with};
+use crate::options::{certstore_options, convert, declared_size};
+use crate::{certstore_code, certstore_reason, guard, guard_value};
 
 /// A loaded certificate store. Opaque. Created by certstore_load(), destroyed by
 /// certstore_free().
 pub struct certstore_store {
     pub(crate) store: Store,
-    /// The C view of the current generation, rebuilt once per generation, so that
-    /// certstore_get_current() is a reference-count increment and allocates nothing.
-    pub(crate) current_view: Arc<ArcSwap<certstore_snapshot>>,
 }
 
-/// Counters and outcome of reloads. Set struct_size to sizeof(certstore_status_info) before
-/// calling certstore_status(); fields beyond struct_size are not written.
+/// Counters, outcome of reloads, and what the disk holds compared with what is served. Set
+/// struct_size to sizeof(certstore_status_info) before calling certstore_status(); the library
+/// writes no byte past struct_size and sets struct_size to the number of bytes it filled.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub struct certstore_status_info {
     /// sizeof(certstore_status_info) as the caller compiled it.
     pub struct_size: u32,
@@ -31,37 +27,63 @@ pub struct certstore_status_info {
     pub generation: u64,
     /// Generations published, the initial load included.
     pub reloads_ok: u64,
-    /// Reloads refused after retries (the last good generation kept being served).
+    /// Refusals reported (the same refused files are counted once).
     pub reloads_failed: u64,
     /// When the last generation was published, unix milliseconds; 0 = never.
     pub last_success_unix_ms: i64,
-    /// When the last reload was refused, unix milliseconds; 0 = never.
+    /// When the last refusal was reported, unix milliseconds; 0 = never.
     pub last_failure_unix_ms: i64,
     /// notAfter of the served leaf, unix seconds.
     pub not_after_unix: i64,
+    // ---- version 2 (appended; a v1 caller's struct_size ends above) ----
+    /// Nonzero while the files on disk hold something other than the served generation
+    /// (refused, or being retried).
+    pub disk_differs: i32,
+    /// Why the disk generation is not served (a certstore_reason); NONE while they agree.
+    pub disk_reason: i32,
+    /// Since when the disk differs, unix milliseconds; 0 while they agree.
+    pub disk_differs_since_unix_ms: i64,
+    /// notAfter (unix seconds) of the leaf on disk when it parsed (refused or not); 0 if not.
+    pub disk_not_after_unix: i64,
+    /// Serial (lowercase hex, NUL-terminated) of the leaf on disk when it parsed; "" if not.
+    pub disk_serial: [libc::c_char; 48],
+    /// Nonzero while inotify cannot watch (all of) the files and the store re-reads them on
+    /// a timer instead (e.g. fs.inotify.max_user_watches is exhausted).
+    pub watch_degraded: i32,
 }
+
+/// The status as this build of the library knows it (see `LibraryOptions`): the public struct,
+/// plus a field appended in test builds.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct LibraryStatus {
+    info: certstore_status_info,
+    #[cfg(feature = "abi-test-v2")]
+    test_v3_field: u64,
+}
+
+/// sizeof(certstore_status_info) in version 1 of this header, on 64-bit targets: the smallest
+/// struct_size certstore_status() accepts. Never changes.
+pub const CERTSTORE_STATUS_INFO_V1_SIZE: u32 = 56;
+
+const _: () = assert!(
+    std::mem::offset_of!(certstore_status_info, not_after_unix) + size_of::<i64>()
+        == CERTSTORE_STATUS_INFO_V1_SIZE as usize,
+    "the fields of version 1 of certstore_status_info moved"
+);
 
 fn code_of(error: &Error) -> certstore_code {
     match error {
         Error::InvalidOptions(_) => certstore_code::CERTSTORE_ERR_INVALID_ARGUMENT,
         Error::Watch { .. } => certstore_code::CERTSTORE_ERR_WATCH,
+        Error::Resource(_) => certstore_code::CERTSTORE_ERR_RESOURCE,
         Error::Internal(_) => certstore_code::CERTSTORE_ERR_PANIC,
         _ => certstore_code::CERTSTORE_ERR_LOAD,
     }
 }
 
-impl certstore_store {
-    /// The C view of the generation served now.
-    pub(crate) fn current_view(&self) -> Arc<certstore_snapshot> {
-        let cached = self.current_view.load_full();
-        if cached.generation() == self.store.generation() {
-            return cached;
-        }
-        let fresh = Arc::new(certstore_snapshot::new(self.store.current()));
-        // Two threads may both rebuild after a rotation; either result is correct.
-        self.current_view.store(Arc::clone(&fresh));
-        fresh
-    }
+fn fail_core(out: *mut *mut certstore_error, error: &Error) -> certstore_code {
+    fail_with(out, code_of(error), certstore_error::from_core(error))
 }
 
 /// Reads and validates the files named in `options`, then starts watching them.
@@ -115,28 +137,12 @@ pub unsafe extern "C" fn certstore_load(
         };
         match Store::open(options) {
             Ok(store) => {
-                let view = Arc::new(ArcSwap::from_pointee(certstore_snapshot::new(
-                    store.current(),
-                )));
-                // Refresh the view as soon as a rotation is published, so the previous
-                // generation (and its key) is released without waiting for a reader.
-                let refreshed = Arc::clone(&view);
-                store.subscribe(move |event| {
-                    if let Event::Rotated { snapshot } = event
-                        && refreshed.load().generation() < snapshot.generation()
-                    {
-                        refreshed.store(Arc::new(certstore_snapshot::new(Arc::clone(snapshot))));
-                    }
-                });
-                let handle = Box::into_raw(Box::new(certstore_store {
-                    store,
-                    current_view: view,
-                }));
+                let handle = Box::into_raw(Box::new(certstore_store { store }));
                 // SAFETY: checked non-NULL above; writable per the contract.
                 unsafe { out_store.write(handle) };
                 certstore_code::CERTSTORE_OK
             }
-            Err(error) => fail(out_error, code_of(&error), error.to_string()),
+            Err(error) => fail_core(out_error, &error),
         }
     })
 }
@@ -165,7 +171,7 @@ pub unsafe extern "C" fn certstore_reload(
     let store = unsafe { &*store };
     guard(AssertUnwindSafe(|| match store.store.reload() {
         Ok(_) => certstore_code::CERTSTORE_OK,
-        Err(error) => fail(out_error, code_of(&error), error.to_string()),
+        Err(error) => fail_core(out_error, &error),
     }))
 }
 
@@ -225,9 +231,12 @@ pub unsafe extern "C" fn certstore_generation_counter_release(counter: *const u6
     });
 }
 
-/// Copies the reload counters into `*out_status` (up to out_status->struct_size bytes).
-/// When `out_last_error` is not NULL it receives the reason of the most recent reload if that
-/// reload was refused (free it with certstore_error_free()), or NULL if it succeeded.
+/// Copies the reload counters and the served-vs-disk state into `*out_status`: at most
+/// out_status->struct_size bytes (which must be at least CERTSTORE_STATUS_INFO_V1_SIZE), then
+/// sets struct_size to the number of bytes filled; fields this library does not know are
+/// zeroed. When `out_last_error` is not NULL it receives why the files on disk are refused now
+/// (free it with certstore_error_free(); certstore_error_reason() gives the reason), or NULL
+/// when the served generation is what the disk holds.
 ///
 /// # Safety
 /// `store` is NULL or live; `out_status` is NULL or points to `struct_size` writable bytes;
@@ -244,38 +253,68 @@ pub unsafe extern "C" fn certstore_status(
     }
     // SAFETY: `out_status` is non-NULL and its first field is readable per the contract.
     let declared = unsafe { out_status.cast::<u32>().read_unaligned() } as usize;
-    let ours = size_of::<certstore_status_info>();
-    if declared < size_of::<u32>() {
+    let ours = size_of::<LibraryStatus>();
+    let Ok(fill) = declared_size(
+        "status",
+        declared,
+        CERTSTORE_STATUS_INFO_V1_SIZE as usize,
+        ours,
+        |_| true,
+    ) else {
         return certstore_code::CERTSTORE_ERR_INVALID_ARGUMENT;
-    }
+    };
     // SAFETY: non-NULL and live per the contract.
     let store = unsafe { &*store };
     let out_status = AssertUnwindSafe(out_status);
     guard(AssertUnwindSafe(|| {
         let status = store.store.status();
-        let info = certstore_status_info {
-            struct_size: ours.min(declared) as u32,
-            generation: status.generation,
-            reloads_ok: status.reloads_ok,
-            reloads_failed: status.reloads_failed,
-            last_success_unix_ms: status.last_success.map_or(0, certstore_core::unix_millis),
-            last_failure_unix_ms: status.last_failure.map_or(0, certstore_core::unix_millis),
-            not_after_unix: status.not_after,
+        let millis = |t: Option<std::time::SystemTime>| t.map_or(0, certstore_core::unix_millis);
+        let mut disk_serial = [0 as libc::c_char; 48];
+        if let Some(serial) = &status.disk.serial_hex {
+            for (dst, src) in disk_serial.iter_mut().zip(serial.bytes().take(47)) {
+                *dst = src as libc::c_char;
+            }
+        }
+        let info = LibraryStatus {
+            info: certstore_status_info {
+                struct_size: fill as u32,
+                generation: status.generation,
+                reloads_ok: status.reloads_ok,
+                reloads_failed: status.reloads_failed,
+                last_success_unix_ms: millis(status.last_success),
+                last_failure_unix_ms: millis(status.last_failure),
+                not_after_unix: status.not_after,
+                disk_differs: i32::from(status.disk_differs()),
+                disk_reason: status
+                    .disk
+                    .refused
+                    .map_or(certstore_reason::CERTSTORE_REASON_NONE, Into::into)
+                    as i32,
+                disk_differs_since_unix_ms: millis(status.disk_differs_since),
+                disk_not_after_unix: status.disk.not_after.unwrap_or(0),
+                disk_serial,
+                watch_degraded: i32::from(status.watch_degraded.is_some()),
+            },
+            #[cfg(feature = "abi-test-v2")]
+            test_v3_field: u64::MAX,
         };
-        // SAFETY: writes min(declared, ours) bytes; the caller provides `declared` writable
-        // bytes and `info` has `ours` readable bytes.
+        // SAFETY: writes `fill` = min(declared, ours) bytes, then zeroes up to `declared`;
+        // the caller provides `declared` writable bytes and `info` has `ours` readable bytes.
         unsafe {
             std::ptr::copy_nonoverlapping(
-                (&info as *const certstore_status_info).cast::<u8>(),
+                (&info as *const LibraryStatus).cast::<u8>(),
                 out_status.cast::<u8>(),
-                ours.min(declared),
+                fill,
             );
+            if declared > fill {
+                std::ptr::write_bytes(out_status.cast::<u8>().add(fill), 0, declared - fill);
+            }
         }
         if let Some(error) = &status.last_error {
-            fail(
+            fail_with(
                 out_last_error,
                 certstore_code::CERTSTORE_OK,
-                error.to_string(),
+                certstore_error::from_core(error),
             );
         }
         certstore_code::CERTSTORE_OK
@@ -283,11 +322,16 @@ pub unsafe extern "C" fn certstore_status(
 }
 
 /// Stops watching, delivers the events already queued (callbacks may still use `store`
-/// meanwhile), waits for the last callback to return, and frees the store. Snapshots
-/// obtained from it stay valid until their own certstore_snapshot_free(). NULL is a no-op.
-/// Called from inside a subscription callback it frees nothing and returns
-/// CERTSTORE_ERR_IN_CALLBACK (it would wait for itself). The caller must not use `store`
-/// afterwards, nor call this while another thread still uses it.
+/// meanwhile), waits for the last callback to return, and frees the store. When it was the
+/// last store of the process, the library's threads are joined and its inotify descriptor
+/// closed before this returns. Snapshots and generation counters obtained from the store stay
+/// valid until their own release. NULL is a no-op. Called from inside a subscription callback
+/// of this store it frees nothing and returns CERTSTORE_ERR_IN_CALLBACK (it would wait for
+/// itself).
+///
+/// The one rule of the handle's lifetime: certstore_free() must not run while another thread
+/// is inside any certstore_* call on the same store, and no call may use the store after it
+/// began. Callbacks are the exception the library handles itself: it waits for them.
 ///
 /// # Safety
 /// `store` is NULL or a live store from certstore_load(), not used by other threads.

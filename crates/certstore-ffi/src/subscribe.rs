@@ -4,10 +4,8 @@ use std::panic::AssertUnwindSafe;
 
 use certstore_core::{Event, SubscriptionId};
 
-use std::sync::Arc;
-
 use crate::error::certstore_error;
-use crate::snapshot::certstore_snapshot;
+use crate::snapshot::{borrowed, certstore_snapshot};
 use crate::store::certstore_store;
 use crate::{certstore_code, guard};
 
@@ -19,6 +17,11 @@ pub enum certstore_event_kind {
     CERTSTORE_EVENT_ROTATED = 1,
     /// A reload was refused; the previous generation is still served.
     CERTSTORE_EVENT_RELOAD_FAILED = 2,
+    /// inotify cannot watch (all of) the files (e.g. fs.inotify.max_user_watches is
+    /// exhausted); the store re-reads them on a timer until the watch is back. `error` says why.
+    CERTSTORE_EVENT_WATCH_DEGRADED = 3,
+    /// Every watch is in place again after CERTSTORE_EVENT_WATCH_DEGRADED.
+    CERTSTORE_EVENT_WATCH_RESTORED = 4,
 }
 
 /// An event passed to a certstore_callback. Borrowed: valid only during the callback.
@@ -29,12 +32,13 @@ pub struct certstore_event {
     pub kind: certstore_event_kind,
     /// ROTATED: the new generation. RELOAD_FAILED: the generation still served.
     pub generation: u64,
-    /// RELOAD_FAILED: why (read it with certstore_error_message(); do not free it).
-    /// ROTATED: NULL.
+    /// RELOAD_FAILED and WATCH_DEGRADED: why (certstore_error_message(),
+    /// certstore_error_reason(); do not free it). Otherwise NULL.
     pub error: *const certstore_error,
     /// ROTATED: the new generation, for the certstore_snapshot_* accessors (serial, notAfter,
-    /// PEM). Borrowed: valid during the callback only, do not free it; call
-    /// certstore_get_current() to keep a snapshot. RELOAD_FAILED: NULL.
+    /// PEM). Borrowed: valid during the callback only, do not free it; to keep it, take a
+    /// reference with certstore_snapshot_ref() (released by certstore_snapshot_free()).
+    /// Otherwise NULL.
     pub snapshot: *const certstore_snapshot,
 }
 
@@ -75,21 +79,30 @@ pub unsafe extern "C" fn certstore_subscribe(
                 Event::Rotated { snapshot } => (
                     certstore_event_kind::CERTSTORE_EVENT_ROTATED,
                     None,
-                    Some(certstore_snapshot::new(Arc::clone(snapshot))),
+                    borrowed(snapshot),
                 ),
                 Event::ReloadFailed { error, .. } => (
                     certstore_event_kind::CERTSTORE_EVENT_RELOAD_FAILED,
-                    Some(certstore_error::new(error.to_string())),
-                    None,
+                    Some(certstore_error::from_core(error)),
+                    std::ptr::null(),
                 ),
+                Event::WatchDegraded { error, .. } => (
+                    certstore_event_kind::CERTSTORE_EVENT_WATCH_DEGRADED,
+                    Some(certstore_error::from_core(error)),
+                    std::ptr::null(),
+                ),
+                Event::WatchRestored { .. } => (
+                    certstore_event_kind::CERTSTORE_EVENT_WATCH_RESTORED,
+                    None,
+                    std::ptr::null(),
+                ),
+                _ => return,
             };
             let c_event = certstore_event {
                 kind,
                 generation: event.generation(),
                 error: error.as_ref().map_or(std::ptr::null(), |e| e as *const _),
-                snapshot: snapshot
-                    .as_ref()
-                    .map_or(std::ptr::null(), |s| s as *const _),
+                snapshot,
             };
             // SAFETY: the subscriber promised `callback` may be called from this thread with
             // `user_data`; `c_event` and the error it points to outlive the call.

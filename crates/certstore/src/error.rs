@@ -88,6 +88,10 @@ pub enum Error {
     NotYetValid { path: PathBuf, not_before: i64 },
     /// The file watcher could not be set up on a directory.
     Watch { path: PathBuf, reason: String },
+    /// The system refused a resource certstore needs (a thread, a file descriptor).
+    Resource(String),
+    /// The store was shut down; it serves its last generation but reloads no more.
+    Closed,
     /// A bug inside certstore was caught (a panic); the last good generation is still served.
     Internal(String),
 }
@@ -164,7 +168,11 @@ impl Error {
             Error::KeyMismatch { .. } => Reason::KeyMismatch,
             Error::Expired { .. } => Reason::Expired,
             Error::NotYetValid { .. } => Reason::NotYetValid,
-            Error::InvalidOptions(_) | Error::Watch { .. } | Error::Internal(_) => Reason::Other,
+            Error::InvalidOptions(_)
+            | Error::Watch { .. }
+            | Error::Resource(_)
+            | Error::Closed
+            | Error::Internal(_) => Reason::Other,
         }
     }
 
@@ -182,14 +190,20 @@ impl Error {
             | Error::UnsupportedKey { .. }
             | Error::KeyMismatch { .. } => Some(FileRole::PrivateKey),
             Error::Expired { .. } | Error::NotYetValid { .. } => Some(FileRole::Certificate),
-            Error::InvalidOptions(_) | Error::Watch { .. } | Error::Internal(_) => None,
+            Error::InvalidOptions(_)
+            | Error::Watch { .. }
+            | Error::Resource(_)
+            | Error::Closed
+            | Error::Internal(_) => None,
         }
     }
 
     /// The path the problem was found in, when there is one.
     pub fn path(&self) -> Option<&std::path::Path> {
         match self {
-            Error::InvalidOptions(_) | Error::Internal(_) => None,
+            Error::InvalidOptions(_) | Error::Resource(_) | Error::Closed | Error::Internal(_) => {
+                None
+            }
             Error::Io { path, .. }
             | Error::NotRegularFile { path, .. }
             | Error::TooLarge { path, .. }
@@ -214,12 +228,12 @@ impl fmt::Display for Error {
             Error::Io {
                 role, path, reason, ..
             } => {
-                write!(f, "{role} file {}: cannot read: {reason}", path.display())
+                write!(f, "{role} file {}: cannot read: {reason}", Shown(path))
             }
             Error::NotRegularFile { role, path, kind } => write!(
                 f,
                 "{role} file {}: is a {kind}, not a regular file",
-                path.display()
+                Shown(path)
             ),
             Error::TooLarge {
                 role,
@@ -229,27 +243,27 @@ impl fmt::Display for Error {
             } => write!(
                 f,
                 "{role} file {}: {size} bytes exceeds the limit of {limit} bytes",
-                path.display()
+                Shown(path)
             ),
-            Error::Empty { role, path } => write!(f, "{role} file {}: is empty", path.display()),
+            Error::Empty { role, path } => write!(f, "{role} file {}: is empty", Shown(path)),
             Error::MalformedPem { role, path, reason } => {
-                write!(f, "{role} file {}: malformed PEM: {reason}", path.display())
+                write!(f, "{role} file {}: malformed PEM: {reason}", Shown(path))
             }
             Error::NothingFound {
                 role,
                 path,
                 expected,
-            } => write!(f, "{role} file {}: no {expected} found", path.display()),
+            } => write!(f, "{role} file {}: no {expected} found", Shown(path)),
             Error::EncryptedKey { path } => write!(
                 f,
                 "private key file {}: key is encrypted; encrypted keys are not supported, \
                  provide an unencrypted PKCS#8, PKCS#1 or SEC1 key",
-                path.display()
+                Shown(path)
             ),
             Error::UnsupportedKey { path, reason } => write!(
                 f,
                 "private key file {}: unsupported key: {reason}",
-                path.display()
+                Shown(path)
             ),
             Error::InvalidCertificate {
                 role,
@@ -259,32 +273,76 @@ impl fmt::Display for Error {
             } => write!(
                 f,
                 "{role} file {}: certificate #{index} is invalid: {reason}",
-                path.display()
+                Shown(path)
             ),
             Error::KeyMismatch { cert, key } => write!(
                 f,
                 "private key file {}: key does not match the leaf certificate in {}",
-                key.display(),
-                cert.display()
+                Shown(key),
+                Shown(cert)
             ),
             Error::Expired { path, not_after } => write!(
                 f,
                 "certificate file {}: leaf expired at {} (notAfter)",
-                path.display(),
+                Shown(path),
                 crate::time::format_unix(*not_after)
             ),
             Error::NotYetValid { path, not_before } => write!(
                 f,
                 "certificate file {}: leaf is not valid before {} (notBefore)",
-                path.display(),
+                Shown(path),
                 crate::time::format_unix(*not_before)
             ),
             Error::Watch { path, reason } => {
-                write!(f, "cannot watch directory {}: {reason}", path.display())
+                write!(f, "cannot watch directory {}: {reason}", Shown(path))
             }
+            Error::Resource(why) => write!(f, "out of resources: {why}"),
+            Error::Closed => write!(f, "the store is shut down"),
             Error::Internal(why) => write!(f, "internal error: {why}"),
         }
     }
 }
 
 impl std::error::Error for Error {}
+
+/// A path as it goes into a one-line message: printable UTF-8 as is, anything else (control
+/// characters such as a newline, bytes that are not UTF-8, backslashes) escaped as `\xNN`, so a
+/// hostile or odd file name can neither break a log line nor hide in it.
+pub(crate) struct Shown<'a>(pub &'a std::path::Path);
+
+impl fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use std::os::unix::ffi::OsStrExt;
+        for chunk in self.0.as_os_str().as_bytes().utf8_chunks() {
+            for c in chunk.valid().chars() {
+                if c.is_control() || c == '\\' {
+                    for b in c.to_string().bytes() {
+                        write!(f, "\\x{b:02x}")?;
+                    }
+                } else {
+                    write!(f, "{c}")?;
+                }
+            }
+            for b in chunk.invalid() {
+                write!(f, "\\x{b:02x}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Shown;
+    use std::os::unix::ffi::OsStrExt;
+
+    #[test]
+    fn odd_bytes_in_paths_are_escaped() {
+        let path = std::path::Path::new(std::ffi::OsStr::from_bytes(b"/certs/a\nb\xff\\c.crt"));
+        assert_eq!(Shown(path).to_string(), "/certs/a\\x0ab\\xff\\x5cc.crt");
+        assert_eq!(
+            Shown(std::path::Path::new("/tls/é.crt")).to_string(),
+            "/tls/é.crt"
+        );
+    }
+}

@@ -5,8 +5,9 @@ use std::sync::Arc;
 use crate::error::Error;
 use crate::snapshot::Snapshot;
 
-/// A change of what the store serves, or a refused change.
+/// A change of what the store serves, a refused change, or a change in how it watches.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub enum Event {
     /// A new generation was validated and is now served.
     Rotated { snapshot: Arc<Snapshot> },
@@ -15,6 +16,14 @@ pub enum Event {
         error: Arc<Error>,
         served_generation: u64,
     },
+    /// inotify cannot watch (some of) the store's files (e.g. `fs.inotify.max_user_watches`
+    /// is exhausted): the store re-reads them on its timer until the watch is back.
+    WatchDegraded {
+        error: Arc<Error>,
+        served_generation: u64,
+    },
+    /// Every watch the store needs is in place again after [`Event::WatchDegraded`].
+    WatchRestored { served_generation: u64 },
 }
 
 impl Event {
@@ -24,7 +33,11 @@ impl Event {
             Event::Rotated { snapshot } => snapshot.generation(),
             Event::ReloadFailed {
                 served_generation, ..
-            } => *served_generation,
+            }
+            | Event::WatchDegraded {
+                served_generation, ..
+            }
+            | Event::WatchRestored { served_generation } => *served_generation,
         }
     }
 }

@@ -13,8 +13,10 @@ pub enum ValidityPolicy {
     Ignore,
 }
 
-/// Where the files are and how they are watched.
+/// Where the files are and how they are watched. Start from [`Options::new`] and change the
+/// fields you need (fields are added over time).
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct Options {
     /// PEM certificate chain, leaf first.
     pub cert_path: PathBuf,
@@ -31,9 +33,14 @@ pub struct Options {
     pub max_file_size: u64,
     /// What to do with a leaf outside its validity window. Default [`ValidityPolicy::Enforce`].
     pub validity: ValidityPolicy,
-    /// Delays between attempts when a read is refused, before the failure is reported. A
-    /// non-atomic writer (cert first, key later) is caught in between; an atomic swap never
-    /// waits. Default 5, 20, 80, 320 ms.
+    /// Delays between attempts when a reload is refused for a reason a writer in progress can
+    /// cause (a key that does not match yet, truncated PEM, a missing or unreadable file),
+    /// before the failure is reported. A non-atomic writer (cert first, key later) is caught in
+    /// between. The waits hold no lock and block no thread: any file event or explicit reload
+    /// runs at once. Refusals a half-written file cannot explain (expired, not yet valid,
+    /// encrypted key, a FIFO, a file over the size limit), and any refusal of a kubelet-style
+    /// `..data` generation (whose files are complete when it appears), are reported at once.
+    /// Default 5, 20, 80, 320 ms.
     pub retry_backoff: Vec<Duration>,
 }
 
@@ -64,6 +71,26 @@ impl Options {
     pub fn with_ca(mut self, ca_path: impl Into<PathBuf>) -> Self {
         self.ca_path = Some(ca_path.into());
         self
+    }
+
+    /// The same options with every path made absolute against the current working directory,
+    /// so a later `chdir` changes nothing. Symlinks are kept: they are followed at every read.
+    pub(crate) fn absolute(mut self) -> Result<Options, crate::Error> {
+        let abs = |p: &mut PathBuf| -> Result<(), crate::Error> {
+            *p = std::path::absolute(&*p).map_err(|e| {
+                crate::Error::InvalidOptions(format!(
+                    "cannot make {} absolute: {e}",
+                    crate::error::Shown(p)
+                ))
+            })?;
+            Ok(())
+        };
+        abs(&mut self.cert_path)?;
+        abs(&mut self.key_path)?;
+        if let Some(ca) = self.ca_path.as_mut() {
+            abs(ca)?;
+        }
+        Ok(self)
     }
 
     pub(crate) fn check(&self) -> Result<(), crate::Error> {

@@ -24,6 +24,22 @@ pub(crate) struct RawFiles {
     pub ca: Option<Vec<u8>>,
     /// SHA-256 over all three files; equal hashes mean an unchanged generation.
     pub content_hash: [u8; 32],
+    /// Every file was read from inside a kubelet-style `..<timestamp>` directory: the writer
+    /// completed the whole generation before it became visible, so a refusal is final.
+    pub complete: bool,
+}
+
+impl RawFiles {
+    /// Files as if read from disk (not a kubelet generation), for validation without I/O.
+    pub(crate) fn from_bytes(cert: &[u8], key: &[u8], ca: Option<&[u8]>) -> RawFiles {
+        RawFiles {
+            cert: cert.to_vec(),
+            key: Zeroizing::new(key.to_vec()),
+            ca: ca.map(<[u8]>::to_vec),
+            content_hash: hash_generation(cert, key, ca),
+            complete: false,
+        }
+    }
 }
 
 /// How many times a read is repeated when a directory swap is seen while reading.
@@ -89,11 +105,25 @@ fn read_resolved(options: &Options, resolved: &Resolved) -> Result<RawFiles, Err
         None => None,
     };
     let content_hash = hash_generation(&cert, &key, ca.as_deref());
+    let complete = resolved.iter().enumerate().all(|(i, r)| match r {
+        Some(path) => in_atomic_generation(path),
+        None => i == 2 && options.ca_path.is_none(),
+    });
     Ok(RawFiles {
         cert,
         key,
         ca,
         content_hash,
+        complete,
+    })
+}
+
+/// Whether a resolved path lies in a directory named like the kubelet's generation directories
+/// (`..2024_11_25_12_00_00.123456789`), which appear only once fully written.
+fn in_atomic_generation(resolved: &Path) -> bool {
+    resolved.parent().is_some_and(|dir| {
+        dir.file_name()
+            .is_some_and(|name| name.as_encoded_bytes().starts_with(b"..") && name != "..")
     })
 }
 
@@ -168,7 +198,7 @@ fn read_file(
     // size did not change since fstat.
     let mut bytes = Zeroizing::new(Vec::with_capacity(meta.len() as usize + 1));
     // Read one byte past the limit so a file that grew after fstat is still caught.
-    file.take(limit + 1)
+    file.take(limit.saturating_add(1))
         .read_to_end(&mut bytes)
         .map_err(io_error)?;
     if bytes.len() as u64 > limit {

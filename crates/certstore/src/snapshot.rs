@@ -15,10 +15,11 @@ pub struct Snapshot {
     pub(crate) key_pem: Zeroizing<Vec<u8>>,
     pub(crate) ca_pem: Option<Vec<u8>>,
     pub(crate) ca_certs: Vec<CertificateDer<'static>>,
+    pub(crate) ca_not_after: Vec<i64>,
     pub(crate) certified_key: Arc<CertifiedKey>,
     pub(crate) not_before: i64,
     pub(crate) not_after: i64,
-    pub(crate) serial_hex: String,
+    pub(crate) serial: Serial,
     pub(crate) fingerprint_sha256: [u8; 32],
     pub(crate) content_hash: [u8; 32],
     pub(crate) loaded_at: SystemTime,
@@ -29,18 +30,26 @@ impl Snapshot {
     pub fn generation(&self) -> u64 {
         self.generation
     }
-    /// The CERTIFICATE blocks of the certificate file (PEM, leaf first), without anything
-    /// else the file holds (comments, a private key in a combined file).
+    /// The certificate chain that was validated, leaf first: each DER certificate PEM-encoded
+    /// as a `CERTIFICATE` block (64-column base64, `\n` line ends). Never the file's bytes:
+    /// comments, other blocks and line endings of the file are not carried over.
     pub fn cert_pem(&self) -> &[u8] {
         &self.cert_pem
     }
-    /// The private key file as read (PEM). Never log this.
+    /// The private key that was loaded and matched against the leaf, PEM-encoded from its DER
+    /// under the label of its encoding (`PRIVATE KEY`, `RSA PRIVATE KEY`, `EC PRIVATE KEY`).
+    /// Never log this.
     pub fn key_pem(&self) -> &[u8] {
         &self.key_pem
     }
-    /// The CA bundle file as read (PEM), if one is configured.
+    /// The CA bundle's certificates that were validated, PEM-encoded from their DER like
+    /// [`Snapshot::cert_pem`]; `None` when no CA bundle is configured.
     pub fn ca_pem(&self) -> Option<&[u8]> {
         self.ca_pem.as_deref()
+    }
+    /// notAfter (unix seconds) of each certificate of the CA bundle, in bundle order.
+    pub fn ca_not_after(&self) -> &[i64] {
+        &self.ca_not_after
     }
     /// The CA bundle's certificates (DER), empty when no CA bundle is configured.
     pub fn ca_certs(&self) -> &[CertificateDer<'static>] {
@@ -61,7 +70,11 @@ impl Snapshot {
     /// The leaf's serial number as lowercase hex without leading zeros (as Go's `big.Int`
     /// `Text(16)` prints it).
     pub fn serial_hex(&self) -> &str {
-        &self.serial_hex
+        self.serial.as_str()
+    }
+    /// [`Snapshot::serial_hex`] followed by a NUL byte, for C callers.
+    pub fn serial_hex_nul(&self) -> &std::ffi::CStr {
+        self.serial.as_c_str()
     }
     /// SHA-256 of the leaf certificate's DER.
     pub fn fingerprint_sha256(&self) -> &[u8; 32] {
@@ -78,10 +91,27 @@ impl std::fmt::Debug for Snapshot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Snapshot")
             .field("generation", &self.generation)
-            .field("serial", &self.serial_hex)
+            .field("serial", &self.serial.as_str())
             .field("not_before", &self.not_before)
             .field("not_after", &self.not_after)
             .field("ca_certs", &self.ca_certs.len())
             .finish_non_exhaustive()
+    }
+}
+
+/// A serial number as lowercase hex, stored NUL-terminated so C callers borrow it as is.
+pub(crate) struct Serial(std::ffi::CString);
+
+impl Serial {
+    pub(crate) fn new(hex: String) -> Serial {
+        // Hex digits never contain NUL.
+        Serial(std::ffi::CString::new(hex).unwrap_or_default())
+    }
+    fn as_str(&self) -> &str {
+        // Built from a String of hex digits.
+        self.0.to_str().unwrap_or("")
+    }
+    fn as_c_str(&self) -> &std::ffi::CStr {
+        &self.0
     }
 }

@@ -1,25 +1,26 @@
-//! The store: the current snapshot behind an `ArcSwap`, reloads, status and subscriptions.
+//! The store: the one current snapshot behind an `ArcSwap`, reloads, status and subscriptions.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::ArcSwap;
 
-use crate::error::Error;
+use crate::engine::{self, Engine};
+use crate::error::{Error, Reason};
 use crate::event::Event;
-use crate::notifier::{Notifier, SubscriptionId};
+use crate::notifier::{Notifier, StoreId, SubscriptionId};
 use crate::options::Options;
 use crate::reader::read_generation;
 use crate::snapshot::Snapshot;
-use crate::status::Status;
+use crate::status::{DiskState, Status};
 use crate::time::unix_now;
-use crate::validator::validate;
-use crate::watcher::Watcher;
+use crate::validator::{LeafFacts, Refusal, validate};
 
 /// What a successful reload did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ReloadOutcome {
     /// The files hold the generation already served; nothing was published.
     Unchanged,
@@ -27,157 +28,218 @@ pub enum ReloadOutcome {
     Rotated { generation: u64 },
 }
 
-/// What asked for a reload; decides whether an identical refused generation is reported again.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What asked for a reload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Trigger {
-    /// An inotify event. Bursts of events for the same bad files are reported once.
+    /// An inotify event. Files identical to the ones refused last are not validated again.
     Watch,
-    /// The re-read timer or an explicit call: always reported.
+    /// A retry after a refusal a writer in progress could explain.
+    Retry,
+    /// The re-read timer, a lost or dead watch, or the kernel's event queue overflowing.
     Timer,
+    /// The first reload after the watches are set up.
+    Start,
+    /// [`Store::reload`]: always validates, always reports a refusal, never waits.
     Explicit,
 }
 
-pub(crate) struct Inner {
-    pub(crate) options: Options,
-    current: ArcSwap<Snapshot>,
-    generation: Arc<AtomicU64>,
-    /// Serializes reloads; holds what the last refused attempt looked like.
-    reload_lock: Mutex<LastRefusal>,
-    status: Mutex<Status>,
-    pub(crate) notifier: Notifier,
+/// Timers a reload asks the engine for.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Schedule {
+    /// Read again at this instant (a retry, a slow retry of an I/O error, a notBefore).
+    pub retry_at: Option<Instant>,
+    /// The reload ended in a refusal.
+    pub failed: bool,
+}
+
+/// Slow retries of a file that cannot be read (missing, EMFILE, EIO, EACCES) after the
+/// failure was reported: 1 s, doubling up to this.
+const SLOW_RETRY_MAX: Duration = Duration::from_secs(30);
+
+#[derive(Default)]
+struct ReloadState {
+    /// Backoff step of the refusal being retried (index into `Options::retry_backoff`).
+    retry_step: usize,
+    /// Slow-retry step after a reported I/O refusal.
+    slow_step: u32,
+    /// The message of the refusal reported last; the same refusal is reported once.
+    reported: Option<String>,
+    /// Content hash of the bytes refused last (inotify bursts over them are not re-validated).
+    refused_hash: Option<[u8; 32]>,
 }
 
 #[derive(Default)]
-struct LastRefusal {
-    content_hash: Option<[u8; 32]>,
-    message: Option<String>,
+struct JobState {
+    queued: bool,
+    running: bool,
+    trigger: Option<Trigger>,
+}
+
+/// A store's state shared with the engine's threads.
+pub(crate) struct Shared {
+    pub(crate) id: StoreId,
+    pub(crate) options: Options,
+    current: ArcSwap<Snapshot>,
+    /// The generation of `current`, published after it, for readers without a call (Go).
+    counter: Arc<AtomicU64>,
+    reload: Mutex<ReloadState>,
+    status: Mutex<Status>,
+    job: Mutex<JobState>,
+    notifier: Arc<Notifier>,
+    closed: AtomicBool,
 }
 
 /// Serves the last good generation of a certificate, its key and an optional CA bundle, and
 /// replaces it when the files change and the new generation validates.
 ///
 /// Reading the current generation ([`Store::current`], [`Store::generation`]) never touches
-/// the disk and never blocks on a reload.
+/// the disk and never blocks on a reload. Every store of a process shares one engine (one
+/// inotify instance, a fixed set of threads); see the crate documentation.
 pub struct Store {
-    inner: Arc<Inner>,
-    watcher: Mutex<Option<Watcher>>,
+    shared: Arc<Shared>,
+    engine: Arc<Engine>,
+    shut_down: AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+static NEXT_STORE_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Whether a refusal for `reason` may be a writer still at work, so worth a second look
+/// before it is reported. A kubelet-style generation is complete when it appears.
+fn transient(reason: Reason, complete: bool) -> bool {
+    matches!(reason, Reason::Missing | Reason::Io)
+        || (!complete && matches!(reason, Reason::KeyMismatch | Reason::Parse))
+}
+
+/// One read and validation. On refusal: why, the leaf's facts if it parsed, the content hash
+/// if the files were read, and whether they came as one complete kubelet-style generation.
+fn attempt(options: &Options) -> Result<Snapshot, (Refusal, Option<[u8; 32]>, bool)> {
+    let raw = read_generation(options).map_err(|e| (Refusal::from(e), None, false))?;
+    let (hash, complete) = (raw.content_hash, raw.complete);
+    validate(raw, options, unix_now()).map_err(|r| (r, Some(hash), complete))
+}
+
 impl Store {
     /// Loads and validates the files, then starts watching them (per `options`).
     ///
-    /// Fails when the initial generation is invalid (after the retry backoff) or when the
-    /// watcher cannot be set up; the error names the file and the reason.
+    /// Relative paths are made absolute against the working directory now. Fails when the
+    /// initial generation is invalid (after the retry backoff, for refusals a writer in
+    /// progress could explain) or when the engine cannot start; the error names the file and
+    /// the reason. A store whose directories cannot be watched still loads, re-reads on a timer
+    /// and says so in [`Status::watch_degraded`].
     pub fn open(options: Options) -> Result<Store, Error> {
         options.check()?;
-        let snapshot = match attempt_with_backoff(&options, 1, None, None) {
-            Ok(Attempt::Valid(snapshot)) => *snapshot,
-            Ok(Attempt::Unchanged | Attempt::RefusedAgain) => {
-                return Err(Error::Internal("no generation read at start-up".into()));
+        let options = options.absolute()?;
+        let mut delays = options.retry_backoff.iter();
+        let snapshot = loop {
+            match attempt(&options) {
+                Ok(snapshot) => break snapshot,
+                Err((refusal, _, complete)) => match delays.next() {
+                    Some(delay) if transient(refusal.error.reason(), complete) => {
+                        std::thread::sleep(*delay)
+                    }
+                    _ => return Err(refusal.error),
+                },
             }
-            Err((error, _)) => return Err(error),
         };
-        let notifier = Notifier::start()
-            .map_err(|e| Error::Internal(format!("cannot start the notifier thread: {e}")))?;
-        let now = SystemTime::now();
-        let status = Status {
-            generation: 1,
-            reloads_ok: 1,
-            last_success: Some(now),
-            not_after: snapshot.not_after,
-            ..Status::default()
-        };
-        let inner = Arc::new(Inner {
+        let engine = engine::acquire()?;
+        let shared = Arc::new(Shared::new(
+            NEXT_STORE_ID.fetch_add(1, Ordering::Relaxed),
             options,
-            current: ArcSwap::from_pointee(snapshot),
-            generation: Arc::new(AtomicU64::new(1)),
-            reload_lock: Mutex::new(LastRefusal::default()),
-            status: Mutex::new(status),
-            notifier,
-        });
-        let watcher = match Watcher::start(Arc::clone(&inner)) {
-            Ok(w) => w,
-            Err(e) => {
-                inner.notifier.shutdown();
-                return Err(e);
-            }
-        };
+            snapshot,
+            Arc::clone(&engine.notifier),
+        ));
+        engine.register(Arc::clone(&shared));
         Ok(Store {
-            inner,
-            watcher: Mutex::new(watcher),
+            shared,
+            engine,
+            shut_down: AtomicBool::new(false),
         })
     }
 
     /// The generation served now. Cheap: one shared reference count increment.
     pub fn current(&self) -> Arc<Snapshot> {
-        self.inner.current.load_full()
+        self.shared.current.load_full()
     }
 
-    /// The number of the generation served now. Cheaper still: one atomic load.
+    /// The number of the generation served now: the generation of the snapshot
+    /// [`Store::current`] returns at this instant, never behind one it returned before.
     pub fn generation(&self) -> u64 {
-        self.inner.generation.load(Ordering::Acquire)
+        self.shared.generation()
     }
 
-    /// The counter behind [`Store::generation`], shared: it stays readable after the store is
-    /// dropped. For foreign callers that read it without a function call (Go's handshake path).
+    /// A shared counter holding the served generation, for foreign callers that read it
+    /// without a function call (Go's handshake path). It is stored just after a new snapshot
+    /// is published, so it may trail [`Store::generation`] by that instant, never lead it. It
+    /// stays readable after the store is dropped.
     pub fn generation_counter(&self) -> Arc<AtomicU64> {
-        Arc::clone(&self.inner.generation)
+        Arc::clone(&self.shared.counter)
     }
 
     /// Reads the files now and publishes them if they changed and validate (e.g. on SIGHUP).
-    /// Runs in the caller's thread, after any reload already running.
+    /// Runs in the caller's thread, after a reload already running for this store; never
+    /// sleeps. A refusal is returned and reported to subscribers; if a writer in progress
+    /// could explain it, the store also retries on its own.
     pub fn reload(&self) -> Result<ReloadOutcome, Arc<Error>> {
-        self.inner.reload(Trigger::Explicit)
+        let (result, schedule) = self.shared.reload(Trigger::Explicit);
+        self.engine
+            .after_reload(self.shared.id, schedule, Trigger::Explicit);
+        result
     }
 
-    /// Calls `callback` on the notifier thread for every event from now on.
+    /// Calls `callback` on the notifier thread for every event of this store from now on.
     pub fn subscribe(&self, callback: impl Fn(&Event) + Send + Sync + 'static) -> SubscriptionId {
-        self.inner.notifier.subscribe(Arc::new(callback))
+        self.shared
+            .notifier
+            .subscribe(self.shared.id, Arc::new(callback))
     }
 
-    /// Ends a subscription. When this returns the callback is not running and will not run
-    /// again, unless this is called from inside that callback. `false` if `id` was unknown.
+    /// Ends a subscription of this store. When this returns the callback is not running and
+    /// will not run again, unless this is called from inside that callback. `false` if `id` is
+    /// not a subscription of this store.
     pub fn unsubscribe(&self, id: SubscriptionId) -> bool {
-        self.inner.notifier.unsubscribe(id)
+        self.shared.notifier.unsubscribe(self.shared.id, id)
     }
 
-    /// A copy of the reload counters and last outcome.
+    /// A copy of the reload counters, last outcome and served-vs-disk state.
     pub fn status(&self) -> Status {
-        lock(&self.inner.status).clone()
+        lock(&self.shared.status).clone()
     }
 
-    /// Whether the calling thread is the notifier thread (i.e. inside a callback).
+    /// Whether the calling thread is inside a callback of this store.
     pub fn in_callback(&self) -> bool {
-        self.inner.notifier.on_notifier_thread()
+        self.shared.notifier.in_callback_of(self.shared.id)
+    }
+
+    /// Stops watching and reloading, delivers the events already queued (unless called from
+    /// inside a callback of this store), and releases the store's share of the engine: when
+    /// this is the last store, the engine's threads are joined and its descriptors closed
+    /// before this returns. The store stays readable (`current`, `generation`, `status`).
+    /// Idempotent; dropping the store does it too.
+    pub fn shutdown(&self) {
+        if self.shut_down.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        self.engine.unregister(self.shared.id);
+        {
+            // Waits for a reload in progress; later ones see `closed`.
+            let _reload = lock(&self.shared.reload);
+            self.shared.closed.store(true, Ordering::SeqCst);
+        }
+        self.shared.notifier.remove_store(self.shared.id);
+        engine::release();
     }
 }
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store")
-            .field("cert_path", &self.inner.options.cert_path)
+            .field("cert_path", &self.shared.options.cert_path)
             .field("generation", &self.generation())
             .finish_non_exhaustive()
-    }
-}
-
-impl Store {
-    /// Stops the watcher, then delivers the events already queued and stops the notifier.
-    /// The store stays usable for reads (`current`, `generation`, `status`) — callbacks still
-    /// being delivered may call them — but nothing reloads any more. Idempotent; dropping the
-    /// store does it too. From inside a callback, the notifier is left running (it would wait
-    /// for itself) and stops when the store is dropped elsewhere.
-    pub fn shutdown(&self) {
-        if let Some(watcher) = lock(&self.watcher).take() {
-            watcher.stop();
-        }
-        if !self.inner.notifier.on_notifier_thread() {
-            self.inner.notifier.shutdown();
-        }
     }
 }
 
@@ -187,111 +249,224 @@ impl Drop for Store {
     }
 }
 
-/// The result of reading and validating with the retry backoff.
-enum Attempt {
-    /// The files hold the served generation.
-    Unchanged,
-    /// The files hold a new, valid generation.
-    Valid(Box<Snapshot>),
-    /// The files hold exactly the bytes refused last time; not retried.
-    RefusedAgain,
-}
-
-/// Reads and validates, once and then once after each backoff delay until one succeeds.
-///
-/// `served` is the content hash of the generation served now (none at start-up);
-/// `refused` the hash of the bytes refused last time, which are not retried. On failure,
-/// returns the last attempt's error and the hash of the bytes it read, if it read any.
-fn attempt_with_backoff(
-    options: &Options,
-    generation: u64,
-    served: Option<[u8; 32]>,
-    refused: Option<[u8; 32]>,
-) -> Result<Attempt, (Error, Option<[u8; 32]>)> {
-    let mut delays = options.retry_backoff.iter();
-    loop {
-        let error = match read_generation(options) {
-            Ok(raw) if Some(raw.content_hash) == served => return Ok(Attempt::Unchanged),
-            Ok(raw) if Some(raw.content_hash) == refused => return Ok(Attempt::RefusedAgain),
-            Ok(raw) => {
-                let hash = raw.content_hash;
-                match validate(raw, options, generation, unix_now()) {
-                    Ok(snapshot) => return Ok(Attempt::Valid(Box::new(snapshot))),
-                    Err(e) => (e, Some(hash)),
-                }
-            }
-            Err(e) => (e, None),
-        };
-        match delays.next() {
-            Some(delay) => std::thread::sleep(*delay),
-            None => return Err(error),
-        }
+fn disk_of(snapshot: &Snapshot) -> DiskState {
+    DiskState {
+        content_hash: Some(snapshot.content_hash),
+        serial_hex: Some(snapshot.serial_hex().to_owned()),
+        not_after: Some(snapshot.not_after),
+        refused: None,
     }
 }
 
-impl Inner {
-    pub(crate) fn reload(&self, trigger: Trigger) -> Result<ReloadOutcome, Arc<Error>> {
+impl Shared {
+    fn new(
+        id: StoreId,
+        options: Options,
+        mut snapshot: Snapshot,
+        notifier: Arc<Notifier>,
+    ) -> Shared {
+        snapshot.generation = 1;
+        let status = Status {
+            generation: 1,
+            reloads_ok: 1,
+            last_success: Some(SystemTime::now()),
+            not_after: snapshot.not_after,
+            disk: disk_of(&snapshot),
+            ..Status::default()
+        };
+        Shared {
+            id,
+            options,
+            current: ArcSwap::from_pointee(snapshot),
+            counter: Arc::new(AtomicU64::new(1)),
+            reload: Mutex::new(ReloadState::default()),
+            status: Mutex::new(status),
+            job: Mutex::new(JobState::default()),
+            notifier,
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    pub(crate) fn generation(&self) -> u64 {
+        self.current.load().generation
+    }
+
+    pub(crate) fn notify(&self, event: Event) {
+        self.notifier.publish(self.id, event);
+    }
+
+    pub(crate) fn set_watch_degraded(&self, error: Option<Arc<Error>>) {
+        lock(&self.status).watch_degraded = error;
+    }
+
+    /// Records that a reload is wanted; `true` when the caller must queue the store (it is
+    /// neither queued nor being reloaded, where the pending trigger is picked up anyway).
+    pub(crate) fn mark_pending(&self, trigger: Trigger) -> bool {
+        let mut job = lock(&self.job);
+        job.trigger = Some(job.trigger.map_or(trigger, |t| t.max(trigger)));
+        if job.queued || job.running {
+            return false;
+        }
+        job.queued = true;
+        true
+    }
+
+    /// Runs the pending reload (on a worker); `true` when another one became pending meanwhile
+    /// and the store must be queued again.
+    pub(crate) fn run_pending(&self, engine: &Engine) -> bool {
+        let trigger = {
+            let mut job = lock(&self.job);
+            job.queued = false;
+            job.running = true;
+            job.trigger.take()
+        };
+        if let Some(trigger) = trigger {
+            let (_, schedule) = self.reload(trigger);
+            engine.after_reload(self.id, schedule, trigger);
+        }
+        let mut job = lock(&self.job);
+        job.running = false;
+        if job.trigger.is_some() && !job.queued {
+            job.queued = true;
+            return true;
+        }
+        false
+    }
+
+    pub(crate) fn reload(&self, trigger: Trigger) -> (Result<ReloadOutcome, Arc<Error>>, Schedule) {
         match catch_unwind(AssertUnwindSafe(|| self.reload_unguarded(trigger))) {
             Ok(result) => result,
             Err(_) => {
                 let error = Arc::new(Error::Internal("panic during reload".into()));
                 self.record_failure(Arc::clone(&error));
-                Err(error)
+                (Err(error), Schedule::default())
             }
         }
     }
 
-    fn reload_unguarded(&self, trigger: Trigger) -> Result<ReloadOutcome, Arc<Error>> {
-        let mut last_refusal = lock(&self.reload_lock);
+    fn reload_unguarded(&self, trigger: Trigger) -> (Result<ReloadOutcome, Arc<Error>>, Schedule) {
+        let mut state = lock(&self.reload);
+        if self.closed.load(Ordering::SeqCst) {
+            return (Err(Arc::new(Error::Closed)), Schedule::default());
+        }
         let served_hash = self.current.load().content_hash;
-        let next_generation = self.generation.load(Ordering::Acquire) + 1;
-        // Only inotify bursts are deduplicated; a timer or explicit reload re-validates, so a
-        // not-yet-valid leaf is taken once its notBefore has passed.
-        let skip = match trigger {
-            Trigger::Watch => last_refusal.content_hash,
-            Trigger::Timer | Trigger::Explicit => None,
-        };
-        match attempt_with_backoff(&self.options, next_generation, Some(served_hash), skip) {
-            Ok(Attempt::Unchanged) => {
-                *last_refusal = LastRefusal::default();
-                lock(&self.status).last_error = None;
-                Ok(ReloadOutcome::Unchanged)
+        match attempt(&self.options) {
+            Ok(snapshot) if snapshot.content_hash == served_hash => {
+                drop(snapshot);
+                self.unchanged(&mut state)
             }
-            Ok(Attempt::RefusedAgain) => Err(lock(&self.status)
-                .last_error
-                .clone()
-                .unwrap_or_else(|| Arc::new(Error::Internal("refused again".into())))),
-            Ok(Attempt::Valid(snapshot)) => {
-                *last_refusal = LastRefusal::default();
-                self.publish(Arc::from(snapshot));
-                Ok(ReloadOutcome::Rotated {
-                    generation: next_generation,
-                })
+            Ok(snapshot) => {
+                *state = ReloadState::default();
+                let generation = self.publish(snapshot);
+                (
+                    Ok(ReloadOutcome::Rotated { generation }),
+                    Schedule::default(),
+                )
             }
-            Err((error, hash)) => {
-                let message = error.to_string();
-                // A missing file has no hash: the same message from the same burst is a repeat.
-                let repeat = trigger == Trigger::Watch
-                    && hash.is_none()
-                    && last_refusal.message.as_deref() == Some(message.as_str());
-                *last_refusal = LastRefusal {
-                    content_hash: hash,
-                    message: Some(message),
-                };
-                let error = Arc::new(error);
-                if !repeat {
-                    self.record_failure(Arc::clone(&error));
-                }
-                Err(error)
+            Err((_, Some(hash), _)) if hash == served_hash => self.unchanged(&mut state),
+            Err((_, Some(hash), _))
+                if trigger == Trigger::Watch && state.refused_hash == Some(hash) =>
+            {
+                // An inotify burst over bytes refused already: nothing new to say.
+                let error = lock(&self.status)
+                    .last_error
+                    .clone()
+                    .unwrap_or_else(|| Arc::new(Error::Internal("refused again".into())));
+                (
+                    Err(error),
+                    Schedule {
+                        retry_at: None,
+                        failed: true,
+                    },
+                )
+            }
+            Err((refusal, hash, complete)) => {
+                self.refused(&mut state, trigger, refusal, hash, complete)
             }
         }
     }
 
-    fn publish(&self, snapshot: Arc<Snapshot>) {
-        let generation = snapshot.generation;
+    /// The disk holds the served generation (again).
+    fn unchanged(&self, state: &mut ReloadState) -> (Result<ReloadOutcome, Arc<Error>>, Schedule) {
+        *state = ReloadState::default();
+        let current = self.current.load();
+        let mut status = lock(&self.status);
+        status.last_error = None;
+        status.disk = disk_of(&current);
+        status.disk_differs_since = None;
+        (Ok(ReloadOutcome::Unchanged), Schedule::default())
+    }
+
+    fn refused(
+        &self,
+        state: &mut ReloadState,
+        trigger: Trigger,
+        refusal: Refusal,
+        hash: Option<[u8; 32]>,
+        complete: bool,
+    ) -> (Result<ReloadOutcome, Arc<Error>>, Schedule) {
+        let Refusal { error, leaf } = refusal;
+        let reason = error.reason();
+        self.record_disk(hash, leaf.as_ref(), reason);
+        let error = Arc::new(error);
+        let mut schedule = Schedule {
+            retry_at: None,
+            failed: true,
+        };
+        if transient(reason, complete)
+            && trigger != Trigger::Explicit
+            && let Some(delay) = self.options.retry_backoff.get(state.retry_step)
+        {
+            // A writer may be half-way: look again soon (or at the next event) before saying
+            // anything. Nothing sleeps meanwhile.
+            state.retry_step += 1;
+            state.refused_hash = None;
+            schedule.retry_at = Instant::now().checked_add(*delay);
+            lock(&self.status).last_error = Some(Arc::clone(&error));
+            return (Err(error), schedule);
+        }
+        state.retry_step = 0;
+        state.refused_hash = hash;
+        let message = error.to_string();
+        let repeat = state.reported.as_deref() == Some(message.as_str());
+        if repeat && trigger != Trigger::Explicit {
+            lock(&self.status).last_error = Some(Arc::clone(&error));
+        } else {
+            state.reported = Some(message);
+            self.record_failure(Arc::clone(&error));
+        }
+        if matches!(reason, Reason::Missing | Reason::Io) {
+            let delay = Duration::from_secs(1 << state.slow_step.min(5)).min(SLOW_RETRY_MAX);
+            state.slow_step += 1;
+            schedule.retry_at = Instant::now().checked_add(delay);
+        } else if let Error::NotYetValid { not_before, .. } = *error {
+            // Taken when its notBefore has passed, even with the re-read timer off.
+            let wait = Duration::from_secs((not_before - unix_now() + 1).max(0) as u64);
+            schedule.retry_at = Instant::now().checked_add(wait);
+        }
+        (Err(error), schedule)
+    }
+
+    fn record_disk(&self, hash: Option<[u8; 32]>, leaf: Option<&LeafFacts>, reason: Reason) {
+        let mut status = lock(&self.status);
+        status.disk = DiskState {
+            content_hash: hash,
+            serial_hex: leaf.map(|l| l.serial_hex.clone()),
+            not_after: leaf.map(|l| l.not_after),
+            refused: Some(reason),
+        };
+        status
+            .disk_differs_since
+            .get_or_insert_with(SystemTime::now);
+    }
+
+    fn publish(&self, mut snapshot: Snapshot) -> u64 {
+        let generation = self.current.load().generation + 1;
+        snapshot.generation = generation;
+        let snapshot = Arc::new(snapshot);
         // Snapshot first, counter second: whoever sees the new counter finds the new snapshot.
         self.current.store(Arc::clone(&snapshot));
-        self.generation.store(generation, Ordering::Release);
+        self.counter.store(generation, Ordering::Release);
         {
             let mut status = lock(&self.status);
             status.generation = generation;
@@ -299,27 +474,21 @@ impl Inner {
             status.last_success = Some(SystemTime::now());
             status.last_error = None;
             status.not_after = snapshot.not_after;
+            status.disk = disk_of(&snapshot);
+            status.disk_differs_since = None;
         }
         tracing::info!(
             generation,
-            serial = snapshot.serial_hex.as_str(),
+            serial = snapshot.serial_hex(),
             not_after = %crate::time::format_unix(snapshot.not_after),
             "certstore: new certificate generation published"
         );
-        self.notifier.publish(Event::Rotated { snapshot });
-    }
-
-    /// The notBefore (unix seconds) of the leaf refused by the latest reload for not being
-    /// valid yet, if that is why it was refused: the watcher reloads again at that instant.
-    pub(crate) fn refused_until(&self) -> Option<i64> {
-        match lock(&self.status).last_error.as_deref() {
-            Some(Error::NotYetValid { not_before, .. }) => Some(*not_before),
-            _ => None,
-        }
+        self.notify(Event::Rotated { snapshot });
+        generation
     }
 
     fn record_failure(&self, error: Arc<Error>) {
-        let served_generation = self.generation.load(Ordering::Acquire);
+        let served_generation = self.generation();
         {
             let mut status = lock(&self.status);
             status.reloads_failed += 1;
@@ -331,7 +500,7 @@ impl Inner {
             error = %error,
             "certstore: reload refused; still serving the last good generation"
         );
-        self.notifier.publish(Event::ReloadFailed {
+        self.notify(Event::ReloadFailed {
             error,
             served_generation,
         });

@@ -13,7 +13,7 @@ use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::{self, PemObject};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use x509_parser::prelude::{FromDer, X509Certificate};
-use zeroize::Zeroize;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::error::{Error, FileRole};
 use crate::options::{Options, ValidityPolicy};
@@ -27,63 +27,106 @@ pub(crate) fn provider() -> &'static Arc<CryptoProvider> {
     PROVIDER.get_or_init(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
 }
 
-/// Validates `raw` and builds the snapshot that would become `generation`.
+/// What the validator learned about a leaf before refusing it: the store reports it as "what
+/// is on disk" even when it does not serve it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct LeafFacts {
+    pub serial_hex: String,
+    pub not_before: i64,
+    pub not_after: i64,
+}
+
+/// A refused generation: why, and the leaf's facts if the leaf parsed.
+#[derive(Debug)]
+pub(crate) struct Refusal {
+    pub error: Error,
+    pub leaf: Option<LeafFacts>,
+}
+
+impl From<Error> for Refusal {
+    fn from(error: Error) -> Refusal {
+        Refusal { error, leaf: None }
+    }
+}
+
+/// Validates `raw` and builds the snapshot it would become (generation 0: the store stamps the
+/// generation when it publishes). Every output of the snapshot (chain, key and CA PEM, serial,
+/// dates, fingerprint) is derived from the DER parsed here.
 pub(crate) fn validate(
     raw: RawFiles,
     options: &Options,
-    generation: u64,
     now_unix: i64,
-) -> Result<Snapshot, Error> {
+) -> Result<Snapshot, Refusal> {
     let chain = parse_certs(FileRole::Certificate, &options.cert_path, &raw.cert)?;
-    let leaf_der = chain[0].clone();
-    let leaf = parse_x509(FileRole::Certificate, &options.cert_path, 0, &leaf_der)?;
-    let not_before = leaf.validity().not_before.timestamp();
-    let not_after = leaf.validity().not_after.timestamp();
-    let serial_hex = serial_hex(leaf.raw_serial());
+    let leaf = parse_x509(FileRole::Certificate, &options.cert_path, 0, &chain[0])?;
+    let facts = LeafFacts {
+        serial_hex: serial_hex(leaf.raw_serial()),
+        not_before: leaf.validity().not_before.timestamp(),
+        not_after: leaf.validity().not_after.timestamp(),
+    };
     drop(leaf);
+    for (index, der) in chain.iter().enumerate().skip(1) {
+        parse_x509(FileRole::Certificate, &options.cert_path, index, der).map_err(|error| {
+            Refusal {
+                error,
+                leaf: Some(facts.clone()),
+            }
+        })?;
+    }
+    let refuse = |error: Error| Refusal {
+        error,
+        leaf: Some(facts.clone()),
+    };
 
-    let certified_key = certify(chain, &raw.key, options)?;
+    let cert_pem = crate::pem::certificates(chain.iter().map(|c| c.as_ref()));
+    let fingerprint = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, chain[0].as_ref());
+    let mut fingerprint_sha256 = [0u8; 32];
+    fingerprint_sha256.copy_from_slice(fingerprint.as_ref());
+    let (certified_key, key_pem) = certify(chain, &raw.key, options).map_err(refuse)?;
 
     if options.validity == ValidityPolicy::Enforce {
-        if now_unix < not_before {
-            return Err(Error::NotYetValid {
+        if now_unix < facts.not_before {
+            return Err(refuse(Error::NotYetValid {
                 path: options.cert_path.clone(),
-                not_before,
-            });
+                not_before: facts.not_before,
+            }));
         }
-        if now_unix > not_after {
-            return Err(Error::Expired {
+        if now_unix > facts.not_after {
+            return Err(refuse(Error::Expired {
                 path: options.cert_path.clone(),
-                not_after,
-            });
+                not_after: facts.not_after,
+            }));
         }
     }
 
-    let ca_certs = match (&options.ca_path, &raw.ca) {
+    let (ca_certs, ca_not_after) = match (&options.ca_path, &raw.ca) {
         (Some(path), Some(bytes)) => {
-            let certs = parse_certs(FileRole::CaBundle, path, bytes)?;
+            let certs = parse_certs(FileRole::CaBundle, path, bytes).map_err(refuse)?;
+            let mut not_after = Vec::with_capacity(certs.len());
             for (index, der) in certs.iter().enumerate() {
-                parse_x509(FileRole::CaBundle, path, index, der)?;
+                let ca = parse_x509(FileRole::CaBundle, path, index, der).map_err(refuse)?;
+                not_after.push(ca.validity().not_after.timestamp());
             }
-            certs
+            (certs, not_after)
         }
-        _ => Vec::new(),
+        _ => (Vec::new(), Vec::new()),
     };
-
-    let fingerprint = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, leaf_der.as_ref());
-    let mut fingerprint_sha256 = [0u8; 32];
-    fingerprint_sha256.copy_from_slice(fingerprint.as_ref());
+    let ca_pem = options
+        .ca_path
+        .as_ref()
+        .map(|_| crate::pem::certificates(ca_certs.iter().map(|c| c.as_ref())));
 
     Ok(Snapshot {
-        generation,
-        cert_pem: certificate_blocks(&raw.cert),
-        key_pem: raw.key,
-        ca_pem: raw.ca,
+        generation: 0,
+        cert_pem,
+        key_pem,
+        ca_pem,
         ca_certs,
+        ca_not_after,
         certified_key: Arc::new(certified_key),
-        not_before,
-        not_after,
-        serial_hex,
+        not_before: facts.not_before,
+        not_after: facts.not_after,
+        serial: crate::snapshot::Serial::new(facts.serial_hex),
         fingerprint_sha256,
         content_hash: raw.content_hash,
         loaded_at: SystemTime::now(),
@@ -96,8 +139,14 @@ fn certify(
     chain: Vec<CertificateDer<'static>>,
     key_pem: &[u8],
     options: &Options,
-) -> Result<CertifiedKey, Error> {
+) -> Result<(CertifiedKey, Zeroizing<Vec<u8>>), Error> {
     let mut key = parse_key(&options.key_path, key_pem)?;
+    let label = match &key {
+        PrivateKeyDer::Pkcs1(_) => "RSA PRIVATE KEY",
+        PrivateKeyDer::Sec1(_) => "EC PRIVATE KEY",
+        _ => "PRIVATE KEY",
+    };
+    let pem = crate::pem::private_key(label, key.secret_der());
     let signer = provider().key_provider.load_private_key(key.clone_key());
     key.zeroize();
     let signer = signer.map_err(|e| Error::UnsupportedKey {
@@ -107,7 +156,7 @@ fn certify(
     })?;
     let certified = CertifiedKey::new(chain, signer);
     match certified.keys_match() {
-        Ok(()) => Ok(certified),
+        Ok(()) => Ok((certified, pem)),
         Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch)) => {
             Err(Error::KeyMismatch {
                 cert: options.cert_path.clone(),
@@ -121,29 +170,6 @@ fn certify(
             reason: format!("cannot check that the key matches the certificate: {e}"),
         }),
     }
-}
-
-/// The CERTIFICATE blocks of a PEM file, nothing else: a combined file that also holds the
-/// private key must not hand the key out as "the certificate chain".
-fn certificate_blocks(pem: &[u8]) -> Vec<u8> {
-    const BEGIN: &[u8] = b"-----BEGIN CERTIFICATE-----";
-    const END: &[u8] = b"-----END CERTIFICATE-----";
-    let mut out = Vec::with_capacity(pem.len());
-    let mut rest = pem;
-    while let Some(start) = find(rest, BEGIN) {
-        let Some(len) = find(&rest[start..], END) else {
-            break;
-        };
-        let end = start + len + END.len();
-        out.extend_from_slice(&rest[start..end]);
-        out.push(b'\n');
-        rest = &rest[end..];
-    }
-    out
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 fn pem_reason(e: &pem::Error) -> &'static str {
@@ -245,20 +271,6 @@ fn serial_hex(raw: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::serial_hex;
-
-    #[test]
-    fn certificate_blocks_keep_only_certificates() {
-        let combined =
-            b"Bag Attributes\n-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n\
------BEGIN PRIVATE KEY-----\nSECRET\n-----END PRIVATE KEY-----\n\
------BEGIN CERTIFICATE-----\nBBBB\n-----END CERTIFICATE-----";
-        let blocks = super::certificate_blocks(combined);
-        assert_eq!(
-            blocks,
-            b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n\
------BEGIN CERTIFICATE-----\nBBBB\n-----END CERTIFICATE-----\n"
-        );
-    }
 
     #[test]
     fn serial_hex_matches_big_int_text() {

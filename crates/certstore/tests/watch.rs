@@ -27,6 +27,7 @@ fn record(store: &Store) -> Arc<Mutex<Seen>> {
             .rotated
             .push(snapshot.serial_hex().to_owned()),
         Event::ReloadFailed { error, .. } => sink.lock().unwrap().failed.push(error.to_string()),
+        _ => {}
     });
     seen
 }
