@@ -135,13 +135,13 @@ example-c: build
 	$(MAKE) -C examples/c
 
 # -race with the shared library (the default link); the static link (the certstore_static
-# tag) once more without -race; and without cgo, where both packages still build and Open
-# says how to turn cgo on.
+# tag) once more without -race; and without cgo, where both packages still build and the
+# tests named *WithoutCgo check the error that says how to turn cgo on.
 test-go: build
 	cd go-bindings && $(GO_ENV) $(GO) test -race -count=1 $(GO_PKGS)
 	cd go-bindings && $(GO_ENV) $(GO) test -count=1 -tags certstore_static ./certstore/...
 	cd go-bindings && CGO_ENABLED=0 $(GO) build $(GO_PKGS)
-	cd go-bindings && CGO_ENABLED=0 $(GO) test -count=1 -run WithoutCgo ./certstore/...
+	cd go-bindings && CGO_ENABLED=0 $(GO) test -count=1 -run WithoutCgo $(GO_PKGS)
 
 bench: bench-rust bench-go
 
