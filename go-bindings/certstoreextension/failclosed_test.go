@@ -205,3 +205,20 @@ func TestClientCacheIsBounded(t *testing.T) {
 	creds.forName("10.0.0.0")
 	assert.Equal(t, 2, built["10.0.0.0"], "an evicted name is rebuilt when it comes back")
 }
+
+// The exporter's own tls: block is not used with certstore: say so in the log.
+func TestHTTPClientWarnsAboutOwnTLSSettings(t *testing.T) {
+	ca := newTestCA(t, "own tls CA")
+	c, k, _ := ca.issue(t, "client", 24*time.Hour)
+	host := newStatusHost()
+	core, logs := observer.New(zap.InfoLevel)
+	ext := startExtensionWithLogger(t, "client", config(newCertDir(t, c, k, ca.pem), true), host, zap.New(core))
+	wrap, err := ext.GetHTTPRoundTripper(context.Background())
+	require.NoError(t, err)
+	_, err = wrap(context.Background(), &http.Transport{})
+	require.NoError(t, err)
+	assert.Zero(t, logs.FilterMessageSnippet("own tls: settings are not used").Len(), "nothing set, nothing said")
+	_, err = wrap(context.Background(), &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}})
+	require.NoError(t, err)
+	assert.Equal(t, 1, logs.FilterMessageSnippet("own tls: settings are not used").Len())
+}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/extension/extensionmiddleware"
+	"go.uber.org/zap"
 )
 
 var _ extensionmiddleware.HTTPClient = (*certstoreExtension)(nil)
@@ -33,6 +34,11 @@ func (e *certstoreExtension) GetHTTPRoundTripper(context.Context) (extensionmidd
 		if !ok {
 			return nil, fmt.Errorf("certstore %s: must be the last entry of the HTTP client's middlewares "+
 				"(it replaces the TLS of the *http.Transport; got %T)", e.id, base)
+		}
+		if own := t.TLSClientConfig; own != nil && (own.InsecureSkipVerify || own.RootCAs != nil ||
+			own.GetClientCertificate != nil || len(own.Certificates) > 0 || own.ServerName != "") {
+			e.logger.Warn("The HTTP client's own tls: settings are not used: certstore provides its TLS "+
+				"(set ca_file, server_name_override, ... on the extension)", zap.String("extension", e.id.String()))
 		}
 		return &httpsOnly{id: e.id.String(), next: e.wrapTransport(t)}, nil
 	}, nil
