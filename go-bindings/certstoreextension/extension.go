@@ -242,11 +242,14 @@ func (e *certstoreExtension) check() {
 // what the directory holds. Only a generation the store validated and serves is ever written.
 func (e *certstoreExtension) syncCopyLocked() {
 	snap, err := e.store.Current()
-	var g *generationFiles
-	if err == nil {
-		g, err = encodeGeneration(snap.Certificate.Certificate, snap.Certificate.PrivateKey,
-			e.store.TrustedCAs(), e.cfg.TLS.CAFile != "")
+	if err != nil {
+		// Closed, or the library published a generation Go cannot use (Current fails until
+		// the next usable one): the copy keeps the last usable generation, and the store's
+		// status says why.
+		return
 	}
+	g, err := encodeGeneration(snap.Certificate.Certificate, snap.Certificate.PrivateKey,
+		e.store.TrustedCAs(), e.cfg.TLS.CAFile != "")
 	var wrote bool
 	if err == nil {
 		wrote, err = e.copy.write(g)

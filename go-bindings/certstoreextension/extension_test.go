@@ -4,13 +4,20 @@
 package certstoreextension
 
 import (
+	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"math/big"
 	"net"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -403,4 +410,71 @@ func TestSeveralInstances(t *testing.T) {
 	assert.Equal(t, "a", sa.Certificate.Leaf.Subject.CommonName)
 	assert.Equal(t, "b", sb.Certificate.Leaf.Subject.CommonName)
 	var _ extension.Extension = a
+}
+
+// negativeSerialLeaf is a leaf the library accepts but Go's x509 refuses (negative serial
+// number): its DER is a valid leaf with serial 0x7b whose serial byte is patched to 0xfb (-5).
+func negativeSerialLeaf(t *testing.T, ca *testCA) (certPEM, keyPEM []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(0x7b),
+		Subject:      pkix.Name{CommonName: "negative serial"},
+		NotBefore:    time.Now().Add(-time.Minute),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		DNSNames:     []string{"localhost"},
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	require.NoError(t, err)
+	// version [0] INTEGER 2, then serial INTEGER 0x7b.
+	at := bytes.Index(der, []byte{0xa0, 0x03, 0x02, 0x01, 0x02, 0x02, 0x01, 0x7b})
+	require.GreaterOrEqual(t, at, 0)
+	der[at+7] = 0xfb
+	_, err = x509.ParseCertificate(der)
+	require.ErrorContains(t, err, "negative serial number")
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	require.NoError(t, err)
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})
+}
+
+// A generation the library validated but Go cannot use: the status is an error (the old
+// timestamp comparison said OK), the previous generation is still served and not copied over.
+func TestStatusWhenGoCannotUseAGeneration(t *testing.T) {
+	ca := newTestCA(t, "unusable CA")
+	c1, k1, s1 := ca.issue(t, "server-1", 24*time.Hour)
+	d := newCertDir(t, c1, k1, nil)
+	host := newStatusHost()
+	cfg := config(d, false)
+	cfg.Copy.ValidatedDir = filepath.Join(t.TempDir(), "copy")
+	ext := startExtension(t, "unusable", cfg, host, nil)
+
+	c2, k2 := negativeSerialLeaf(t, ca)
+	d.write(t, c2, k2, nil)
+	waitFor(t, "an error status for the unusable generation", func() bool {
+		ev := host.last()
+		return ev != nil && ev.Status() == componentstatus.StatusRecoverableError
+	})
+	assert.Contains(t, host.last().Err().Error(), "negative serial number")
+	ext.check()
+	assert.Contains(t, host.last().Err().Error(), "negative serial number", "not a copy error")
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca.pem)
+	addr := tlsServer(t, ext.ServerTLSConfig())
+	conn, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: pool, ServerName: "localhost"})
+	require.NoError(t, err)
+	assert.Equal(t, 0, conn.ConnectionState().PeerCertificates[0].SerialNumber.Cmp(s1), "the last usable generation is served")
+	_ = conn.Close()
+	serial, _ := copyState(t, cfg.Copy.ValidatedDir)
+	assert.Equal(t, 0, serial.Cmp(s1), "and is what the copy holds")
+
+	c3, k3, s3 := ca.issue(t, "server-3", 24*time.Hour)
+	d.write(t, c3, k3, nil)
+	waitFor(t, "OK after a usable generation", func() bool {
+		snap, err := ext.store.Current()
+		return err == nil && snap.Certificate.Leaf.SerialNumber.Cmp(s3) == 0 && host.last().Status() == componentstatus.StatusOK
+	})
 }
