@@ -46,6 +46,7 @@ var (
 	podman    = flag.String("podman", "podman", "podman binary")
 	rotations = flag.Int("rotations", 4, "kubelet rotations of the certificate")
 	workDir   = flag.String("workdir", "", "work directory (default: a new temp dir, removed on success)")
+	container = flag.String("name", fmt.Sprintf("certstore-e2e-%d", os.Getpid()), "container name (run.sh removes it even if this program is killed)")
 )
 
 // The image's user: what Kubernetes' runAsUser/fsGroup in examples/kubernetes name.
@@ -133,7 +134,7 @@ func run() error {
 		return err
 	}
 
-	name := fmt.Sprintf("certstore-e2e-%d", os.Getpid())
+	name := *container
 	// Mounted read-only, as the kubelet mounts a Secret volume; the config as a ConfigMap.
 	if out, err := podmanCmd("run", "--detach", "--name", name, "--network=host", "--read-only",
 		"--volume", certDir+":/certs:ro", "--volume", configPath+":/etc/otelcol/config.yaml:ro",

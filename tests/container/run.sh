@@ -23,8 +23,11 @@ mkdir -p "$ROOT/build/e2e"
 # k8s.io/kubernetes is a large module graph: the first build takes a few minutes.
 (cd "$ROOT/tests/container" && "$GO" build -o "$ROOT/build/e2e/e2e-container" .)
 
+# The container outlives a killed test program otherwise (it runs detached).
+name="certstore-e2e-$$"
+trap 'podman --runtime runc --cgroup-manager=cgroupfs rm --force --ignore "$name" >/dev/null 2>&1 || true' EXIT
 rc=0
-timeout --kill-after=10s 300s "$ROOT/build/e2e/e2e-container" -image "$IMAGE" "$@" || rc=$?
+timeout --kill-after=10s 300s "$ROOT/build/e2e/e2e-container" -image "$IMAGE" -name "$name" "$@" || rc=$?
 if [[ $rc -eq 124 || $rc -eq 137 ]]; then
 	echo "e2e-container: timed out after 300s: 0 passed, 1 failed"
 fi
