@@ -125,7 +125,7 @@ impl Notifier {
 
     pub(crate) fn publish(&self, store: StoreId, event: Event) {
         let mut state = lock(&self.shared.state);
-        if state.stop || !state.subscribers.get(&store).is_some_and(|s| !s.is_empty()) {
+        if state.stop || state.subscribers.get(&store).is_none_or(|s| s.is_empty()) {
             return;
         }
         let queue = state.queues.entry(store).or_default();

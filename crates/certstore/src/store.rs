@@ -114,12 +114,31 @@ fn transient(reason: Reason, complete: bool) -> bool {
         || (!complete && matches!(reason, Reason::KeyMismatch | Reason::Parse))
 }
 
-/// One read and validation. On refusal: why, the leaf's facts if it parsed, the content hash
-/// if the files were read, and whether they came as one complete kubelet-style generation.
-fn attempt(options: &Options) -> Result<Snapshot, (Refusal, Option<[u8; 32]>, bool)> {
-    let raw = read_generation(options).map_err(|e| (Refusal::from(e), None, false))?;
+/// A refused attempt: why, the content hash if the files were read, and whether they came as
+/// one complete kubelet-style generation.
+struct Failed {
+    refusal: Refusal,
+    hash: Option<[u8; 32]>,
+    complete: bool,
+}
+
+/// One read and validation.
+fn attempt(options: &Options) -> Result<Snapshot, Box<Failed>> {
+    let raw = read_generation(options).map_err(|e| {
+        Box::new(Failed {
+            refusal: Refusal::from(e),
+            hash: None,
+            complete: false,
+        })
+    })?;
     let (hash, complete) = (raw.content_hash, raw.complete);
-    validate(raw, options, unix_now()).map_err(|r| (r, Some(hash), complete))
+    validate(raw, options, unix_now()).map_err(|refusal| {
+        Box::new(Failed {
+            refusal,
+            hash: Some(hash),
+            complete,
+        })
+    })
 }
 
 impl Store {
@@ -137,11 +156,11 @@ impl Store {
         let snapshot = loop {
             match attempt(&options) {
                 Ok(snapshot) => break snapshot,
-                Err((refusal, _, complete)) => match delays.next() {
-                    Some(delay) if transient(refusal.error.reason(), complete) => {
+                Err(failed) => match delays.next() {
+                    Some(delay) if transient(failed.refusal.error.reason(), failed.complete) => {
                         std::thread::sleep(*delay)
                     }
-                    _ => return Err(refusal.error),
+                    _ => return Err(failed.refusal.error),
                 },
             }
         };
@@ -363,9 +382,11 @@ impl Shared {
                     Schedule::default(),
                 )
             }
-            Err((_, Some(hash), _)) if hash == served_hash => self.unchanged(&mut state),
-            Err((_, Some(hash), _))
-                if trigger == Trigger::Watch && state.refused_hash == Some(hash) =>
+            Err(failed) if failed.hash == Some(served_hash) => self.unchanged(&mut state),
+            Err(failed)
+                if trigger == Trigger::Watch
+                    && failed.hash.is_some()
+                    && state.refused_hash == failed.hash =>
             {
                 // An inotify burst over bytes refused already: nothing new to say.
                 let error = lock(&self.status)
@@ -380,7 +401,12 @@ impl Shared {
                     },
                 )
             }
-            Err((refusal, hash, complete)) => {
+            Err(failed) => {
+                let Failed {
+                    refusal,
+                    hash,
+                    complete,
+                } = *failed;
                 self.refused(&mut state, trigger, refusal, hash, complete)
             }
         }

@@ -287,23 +287,16 @@ impl Engine {
     /// the symlink chain as it is now.
     pub(crate) fn after_reload(&self, id: StoreId, schedule: Schedule, trigger: Trigger) {
         let mut registry = lock(&self.registry);
-        let (added, watch) = {
-            let Some(entry) = registry.stores.get_mut(&id) else {
-                return;
-            };
-            entry.timers.retry = schedule.retry_at;
-            if matches!(trigger, Trigger::Timer | Trigger::Start) || entry.timers.reread.is_none() {
-                entry.timers.reread = entry
-                    .reread_interval()
-                    .and_then(|d| Instant::now().checked_add(d));
-            }
-            (false, entry.shared.options.watch)
+        let Some(entry) = registry.stores.get_mut(&id) else {
+            return;
         };
-        let added = if watch {
-            registry.update_points(id)
-        } else {
-            added
-        };
+        entry.timers.retry = schedule.retry_at;
+        if matches!(trigger, Trigger::Timer | Trigger::Start) || entry.timers.reread.is_none() {
+            entry.timers.reread = entry
+                .reread_interval()
+                .and_then(|d| Instant::now().checked_add(d));
+        }
+        let added = entry.shared.options.watch && registry.update_points(id);
         let shared = registry.stores.get(&id).map(|e| Arc::clone(&e.shared));
         drop(registry);
         // A directory watched only now may have changed before its watch existed.
