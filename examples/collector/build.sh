@@ -50,6 +50,12 @@ if [[ ! -x "$OCB" ]]; then
 	rmdir "$tmp"
 fi
 
+# One build at a time per tree: a second one would remove the prefix, the proxy and the
+# module cache entries under the first one's feet.
+mkdir -p "$ROOT/build"
+exec 9>"$ROOT/build/.collector.lock"
+flock 9
+
 start=$SECONDS
 echo "build.sh: installing libcertstore into $PREFIX"
 rm -rf "$PREFIX"
