@@ -119,14 +119,19 @@ generate: $(MDATAGEN)
 	cd go-bindings/certstoreextension && PATH="$(CURDIR)/build/bin:$$PATH" $(GO) generate .
 
 # The C harness against an installed copy (DESTDIR staging, found through pkg-config with
-# PKG_CONFIG_SYSROOT_DIR), linked to the shared and to the static library.
+# PKG_CONFIG_SYSROOT_DIR), linked to the shared and to the static library; and the frozen-v1
+# program against it and against a library whose structs grew (feature abi-test-v2: a debug
+# build, which reuses test-rust's dependencies instead of a second release build of them).
 STAGE := $(CURDIR)/build/stage
+ABI_V2_LIBDIR := $(CURDIR)/build/abi-v2
 test-c: build
 	rm -rf $(STAGE)
 	$(MAKE) install DESTDIR=$(STAGE) PREFIX=/usr
 	bash tests/c/check-install.sh $(STAGE) /usr $(VERSION)
+	$(CARGO) build -p certstore-ffi --features abi-test-v2
+	install -D -m 0755 $(or $(CARGO_TARGET_DIR),target)/debug/libcertstore.so $(ABI_V2_LIBDIR)/libcertstore.so.0
 	PKG_CONFIG_SYSROOT_DIR=$(STAGE) PKG_CONFIG_PATH= PKG_CONFIG_LIBDIR=$(STAGE)/usr/lib/pkgconfig \
-	  $(MAKE) -C tests/c test
+	  $(MAKE) -C tests/c test ABI_V2_LIBDIR=$(ABI_V2_LIBDIR)
 	$(MAKE) uninstall DESTDIR=$(STAGE) PREFIX=/usr
 	@left=$$(find $(STAGE) ! -type d); test -z "$$left" || { echo "make uninstall left: $$left" >&2; exit 1; }
 	$(MAKE) -C examples/c

@@ -5,147 +5,10 @@
  * Usage: harness FIXTURE_DIR   (fixtures from gen-certs.sh)
  */
 #include "certstore.h"
+#include "testutil.h"
 
-#include <errno.h>
-#include <pthread.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
-
-static int passed, failed;
-
-#define CHECK(cond, ...)                                                        \
-    do {                                                                        \
-        if (cond) {                                                             \
-            passed++;                                                           \
-        } else {                                                                \
-            failed++;                                                           \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);     \
-            fprintf(stderr, __VA_ARGS__);                                       \
-            fputc('\n', stderr);                                                \
-        }                                                                       \
-    } while (0)
-
-static const char *fixtures;
-
-static char *read_all(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) { perror(path); exit(2); }
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    if (fread(buf, 1, (size_t)n, f) != (size_t)n) { perror(path); exit(2); }
-    fclose(f);
-    buf[n] = 0;
-    *len = (size_t)n;
-    return buf;
-}
-
-static void fixture_path(char *out, size_t cap, const char *name) {
-    snprintf(out, cap, "%s/%s", fixtures, name);
-}
-
-/* ---- a faithful kubelet atomic writer ---- */
-static int kubelet_version;
-
-static void copy_file(const char *from, const char *to) {
-    size_t len;
-    char *bytes = read_all(from, &len);
-    FILE *f = fopen(to, "wb");
-    if (!f || fwrite(bytes, 1, len, f) != len) { perror(to); exit(2); }
-    fclose(f);
-    free(bytes);
-}
-
-static void remove_tree(const char *dir) {
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0) { fprintf(stderr, "rm failed\n"); exit(2); }
-}
-
-/* Writes tls.crt from fixture `cert` and tls.key from fixture `key` into dir, atomically. */
-static void kubelet_write(const char *dir, const char *cert, const char *key) {
-    char stamp[64], path[4096], link_tmp[4096], data[4096], old[4096] = {0}, src[4096];
-    snprintf(stamp, sizeof stamp, "..2026_11_24_06_00_00.%09d", ++kubelet_version);
-    snprintf(path, sizeof path, "%s/%s", dir, stamp);
-    if (mkdir(path, 0755) != 0) { perror(path); exit(2); }
-    const char *names[2] = {"tls.crt", "tls.key"};
-    const char *from[2] = {cert, key};
-    for (int i = 0; i < 2; i++) {
-        char dst[4096];
-        fixture_path(src, sizeof src, from[i]);
-        snprintf(dst, sizeof dst, "%s/%s", path, names[i]);
-        copy_file(src, dst);
-    }
-    snprintf(data, sizeof data, "%s/..data", dir);
-    ssize_t n = readlink(data, old, sizeof old - 1);
-    snprintf(link_tmp, sizeof link_tmp, "%s/..data_tmp", dir);
-    unlink(link_tmp);
-    if (symlink(stamp, link_tmp) != 0 || rename(link_tmp, data) != 0) { perror("swap"); exit(2); }
-    for (int i = 0; i < 2; i++) {
-        char visible[4096], target[64];
-        snprintf(visible, sizeof visible, "%s/%s", dir, names[i]);
-        snprintf(target, sizeof target, "..data/%s", names[i]);
-        struct stat st;
-        if (lstat(visible, &st) != 0 && symlink(target, visible) != 0) { perror(visible); exit(2); }
-    }
-    if (n > 0) {
-        char old_dir[4096];
-        snprintf(old_dir, sizeof old_dir, "%s/%.*s", dir, (int)n, old);
-        remove_tree(old_dir);
-    }
-}
-
-/* ---- subscription recorder ---- */
-struct recorder {
-    pthread_mutex_t lock;
-    int rotated, failed;
-    uint64_t last_generation;
-    char last_error[1024];
-    char last_serial[64];
-};
-
-static void record(const certstore_event *event, uintptr_t user_data) {
-    struct recorder *r = (struct recorder *)user_data;
-    pthread_mutex_lock(&r->lock);
-    r->last_generation = event->generation;
-    if (event->kind == CERTSTORE_EVENT_ROTATED) {
-        r->rotated++;
-        snprintf(r->last_serial, sizeof r->last_serial, "%s", certstore_snapshot_serial(event->snapshot));
-        if (event->error != NULL || certstore_snapshot_generation(event->snapshot) != event->generation)
-            snprintf(r->last_serial, sizeof r->last_serial, "inconsistent event");
-    } else {
-        r->failed++;
-        if (event->snapshot != NULL) snprintf(r->last_serial, sizeof r->last_serial, "snapshot on failure");
-        snprintf(r->last_error, sizeof r->last_error, "%s", certstore_error_message(event->error));
-    }
-    pthread_mutex_unlock(&r->lock);
-}
-
-static int recorder_count(struct recorder *r, int failed_events) {
-    pthread_mutex_lock(&r->lock);
-    int n = failed_events ? r->failed : r->rotated;
-    pthread_mutex_unlock(&r->lock);
-    return n;
-}
-
-static void sleep_ms(int ms) {
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-/* Waits up to 10 s for `count` events of a kind. */
-static int wait_events(struct recorder *r, int failed_events, int count) {
-    for (int i = 0; i < 10000; i++) {
-        if (recorder_count(r, failed_events) >= count) return 1;
-        sleep_ms(1);
-    }
-    return 0;
-}
+#include <limits.h>
+#include <stddef.h>
 
 /* ---- callbacks that act on the store from inside ---- */
 struct self_unsubscriber {
@@ -396,15 +259,557 @@ static void test_ca_bundle(void) {
     CHECK(certstore_free(store) == CERTSTORE_OK, "free");
 }
 
+/* ---- the ABI added for v1: sizes, reasons, served-vs-disk, snapshot references ---- */
+
+static int all_bytes(const unsigned char *p, size_t n, unsigned char value) {
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != value) return 0;
+    return 1;
+}
+
+static int64_t fixture_int(const char *name) {
+    size_t len;
+    char *text = read_fixture(name, &len);
+    int64_t v = strtoll(text, NULL, 10);
+    free(text);
+    return v;
+}
+
+typedef const uint8_t *(*pem_accessor)(const certstore_snapshot *, size_t *);
+
+/* The snapshot's cert/key/CA PEM (`get`) equals fixture `name` (canonical PEM from openssl). */
+static int pem_is(pem_accessor get, const certstore_snapshot *snap, const char *name) {
+    size_t len, want_len;
+    const uint8_t *pem = get(snap, &len);
+    char *want = read_fixture(name, &want_len);
+    int same = pem != NULL && len == want_len && memcmp(pem, want, len) == 0;
+    free(want);
+    return same;
+}
+
+static certstore_code load_files(const char *cert, const char *key, const char *ca,
+                                 certstore_store **store, certstore_error **err) {
+    char cert_path[4096], key_path[4096], ca_path[4096];
+    fixture_path(cert_path, sizeof cert_path, cert);
+    fixture_path(key_path, sizeof key_path, key);
+    certstore_options opts;
+    certstore_options_init(&opts, sizeof opts);
+    opts.cert_path = cert_path;
+    opts.key_path = key_path;
+    if (ca) {
+        fixture_path(ca_path, sizeof ca_path, ca);
+        opts.ca_path = ca_path;
+    }
+    opts.watch = 0;
+    opts.reread_interval_ms = 0;
+    return certstore_load(&opts, store, err);
+}
+
+static void test_options_init_sizes(void) {
+    _Alignas(8) unsigned char buf[4200];
+    certstore_options *o = (certstore_options *)buf;
+    memset(buf, 0xAA, sizeof buf);
+    CHECK(certstore_options_init(o, CERTSTORE_OPTIONS_V1_SIZE - 1) == CERTSTORE_ERR_INVALID_ARGUMENT, "< v1");
+    CHECK(certstore_options_init(o, 4097) == CERTSTORE_ERR_INVALID_ARGUMENT, "> 4096");
+    CHECK(all_bytes(buf, sizeof buf, 0xAA), "a refused init writes nothing");
+
+    /* A newer header's bigger struct: its size is stored, the tail this library does not
+     * know is zeroed, and no byte past the declared size is written. */
+    const size_t big = sizeof(certstore_options) + 24;
+    CHECK(certstore_options_init(o, big) == CERTSTORE_OK, "init bigger");
+    CHECK(o->struct_size == big, "struct_size %u, want %zu", o->struct_size, big);
+    CHECK(all_bytes(buf + sizeof(certstore_options), 24, 0), "unknown tail zeroed");
+    CHECK(all_bytes(buf + big, sizeof buf - big, 0xAA), "nothing written past the declared size");
+    CHECK(o->watch == 1 && o->reread_interval_ms == 60000 && o->max_file_size == 1048576 &&
+          o->validity == CERTSTORE_VALIDITY_ENFORCE && !o->cert_path && !o->key_path && !o->ca_path,
+          "defaults in a bigger struct");
+    /* The padding too: a v1 program's bytes 52..56 are where a naturally appended 4-byte
+     * field of a later version would sit, and struct_size (56) could not tell them apart. */
+    const size_t pad_end = offsetof(certstore_options, cert_path);
+    const size_t tail_pad = offsetof(certstore_options, validity) + sizeof o->validity;
+    CHECK(all_bytes(buf + sizeof o->struct_size, pad_end - sizeof o->struct_size, 0) &&
+          all_bytes(buf + tail_pad, sizeof(certstore_options) - tail_pad, 0),
+          "padding bytes zeroed by options_init");
+    memset(buf, 0xAA, sizeof buf);
+    CHECK(certstore_options_init(o, 4096) == CERTSTORE_OK && o->struct_size == 4096, "4096");
+    CHECK(all_bytes(buf + 4096, sizeof buf - 4096, 0xAA), "nothing past 4096");
+
+    /* What a newer program passes to this library: accepted while the unknown tail is zero. */
+    char cert[4096], key[4096];
+    fixture_path(cert, sizeof cert, "a.crt");
+    fixture_path(key, sizeof key, "a.key");
+    certstore_options_init(o, big);
+    o->cert_path = cert;
+    o->key_path = key;
+    o->watch = 0;
+    certstore_store *store = NULL;
+    certstore_error *err = NULL;
+    CHECK(certstore_load(o, &store, &err) == CERTSTORE_OK, "zero tail loads: %s", certstore_error_message(err));
+    certstore_error_free(err);
+    certstore_free(store);
+    buf[big - 1] = 1;
+    CHECK(certstore_load(o, &store, &err) == CERTSTORE_ERR_INVALID_ARGUMENT && !store, "non-zero tail refused");
+    CHECK(strstr(certstore_error_message(err), "does not know"), "%s", certstore_error_message(err));
+    CHECK(certstore_error_reason(err) == CERTSTORE_REASON_OTHER, "reason of an options error");
+    certstore_error_free(err);
+
+    /* No size limit at all: UINT64_MAX must not wrap to 0 ("is empty"). */
+    certstore_options_init(o, sizeof *o);
+    o->cert_path = cert;
+    o->key_path = key;
+    o->watch = 0;
+    o->max_file_size = UINT64_MAX;
+    CHECK(certstore_load(o, &store, &err) == CERTSTORE_OK, "max_file_size UINT64_MAX: %s",
+          certstore_error_message(err));
+    certstore_error_free(err);
+    certstore_free(store);
+}
+
+static void test_load_failure_reasons(void) {
+    const struct {
+        const char *cert, *key;
+        certstore_reason reason;
+        const char *names; /* the file the message must name */
+    } cases[] = {
+        {"e.crt", "e.key", CERTSTORE_REASON_EXPIRED, "e.crt"},
+        {"f.crt", "f.key", CERTSTORE_REASON_NOT_YET_VALID, "f.crt"},
+        {"c.crt", "a.key", CERTSTORE_REASON_KEY_MISMATCH, "a.key"},
+        {"missing.crt", "a.key", CERTSTORE_REASON_MISSING, "missing.crt"},
+        {"a.crt", "a.crt", CERTSTORE_REASON_PARSE_ERROR, "a.crt"},
+        {".", "a.key", CERTSTORE_REASON_NOT_REGULAR_FILE, fixtures},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        certstore_store *store = (certstore_store *)0x1;
+        certstore_error *err = NULL;
+        certstore_code rc = load_files(cases[i].cert, cases[i].key, NULL, &store, &err);
+        CHECK(rc == CERTSTORE_ERR_LOAD && store == NULL, "%s: %s", cases[i].cert, certstore_code_name(rc));
+        CHECK(certstore_error_reason(err) == cases[i].reason, "%s/%s: reason %s, want %s", cases[i].cert,
+              cases[i].key, certstore_reason_name(certstore_error_reason(err)),
+              certstore_reason_name(cases[i].reason));
+        CHECK(strstr(certstore_error_message(err), cases[i].names), "%s", certstore_error_message(err));
+        certstore_error_free(err);
+    }
+
+    char cert[4096], key[4096];
+    fixture_path(cert, sizeof cert, "a.crt");
+    fixture_path(key, sizeof key, "a.key");
+    certstore_options opts;
+    certstore_options_init(&opts, sizeof opts);
+    opts.cert_path = cert;
+    opts.key_path = key;
+    opts.watch = 0;
+    opts.max_file_size = 10;
+    certstore_store *store = NULL;
+    certstore_error *err = NULL;
+    CHECK(certstore_load(&opts, &store, &err) == CERTSTORE_ERR_LOAD, "too large");
+    CHECK(certstore_error_reason(err) == CERTSTORE_REASON_TOO_LARGE, "reason %s",
+          certstore_reason_name(certstore_error_reason(err)));
+    certstore_error_free(err);
+    CHECK(certstore_error_reason(NULL) == CERTSTORE_REASON_NONE, "reason of NULL");
+
+    /* The expired leaf is served when the policy says so. */
+    fixture_path(cert, sizeof cert, "e.crt");
+    fixture_path(key, sizeof key, "e.key");
+    opts.max_file_size = 1048576;
+    opts.validity = CERTSTORE_VALIDITY_IGNORE;
+    CHECK(certstore_load(&opts, &store, &err) == CERTSTORE_OK, "expired with IGNORE: %s", certstore_error_message(err));
+    certstore_error_free(err);
+    certstore_snapshot *snap = NULL;
+    certstore_get_current(store, &snap);
+    CHECK(serial_is(snap, "1004") && certstore_snapshot_not_after(snap) < (int64_t)time(NULL), "expired leaf");
+    certstore_snapshot_free(snap);
+    certstore_free(store);
+
+    static const char *names[] = {"none", "key_mismatch", "expired", "not_yet_valid", "encrypted_key",
+                                  "unsupported_key", "parse_error", "too_large", "not_regular_file",
+                                  "missing", "io_error", "other"};
+    for (int r = 0; r <= CERTSTORE_REASON_OTHER; r++)
+        CHECK(strcmp(certstore_reason_name(r), names[r]) == 0, "reason %d: %s", r, certstore_reason_name(r));
+    CHECK(strcmp(certstore_reason_name(CERTSTORE_REASON_OTHER + 1), "unknown") == 0, "unknown reason");
+    CHECK(strcmp(certstore_reason_name(-1), "unknown") == 0, "negative reason");
+}
+
+/* Polls status until disk_differs is `want` (10 s bound against hanging). */
+static int wait_disk_differs(certstore_store *store, int want) {
+    for (int i = 0; i < 10000; i++) {
+        certstore_status_info info = {.struct_size = sizeof info};
+        if (certstore_status(store, &info, NULL) == CERTSTORE_OK && info.disk_differs == want) return 1;
+        sleep_ms(1);
+    }
+    return 0;
+}
+
+static void test_disk_status(void) {
+    char dir[64], cert[4096], key[4096];
+    make_temp_dir(dir, sizeof dir);
+    kubelet_write(dir, "a.crt", "a.key");
+    snprintf(cert, sizeof cert, "%s/tls.crt", dir);
+    snprintf(key, sizeof key, "%s/tls.key", dir);
+    certstore_options opts;
+    certstore_options_init(&opts, sizeof opts);
+    opts.cert_path = cert;
+    opts.key_path = key;
+    opts.reread_interval_ms = 0;
+    certstore_store *store = NULL;
+    if (certstore_load(&opts, &store, NULL) != CERTSTORE_OK) { CHECK(0, "load"); return; }
+    struct recorder rec = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    uint64_t id;
+    certstore_subscribe(store, record, (uintptr_t)&rec, &id);
+
+    certstore_status_info info = {.struct_size = sizeof info};
+    certstore_error *last = (certstore_error *)0x1;
+    CHECK(certstore_status(store, &info, &last) == CERTSTORE_OK && last == NULL, "status");
+    CHECK(info.struct_size == sizeof info, "struct_size %u", info.struct_size);
+    CHECK(info.disk_differs == 0 && info.disk_reason == CERTSTORE_REASON_NONE &&
+          info.disk_differs_since_unix_ms == 0 && !info.watch_degraded, "agree after load");
+    CHECK(info.not_after_unix == fixture_int("a.notafter"), "served notAfter");
+
+    /* A refused rotation: c's certificate with a's key, written kubelet-style. */
+    kubelet_write(dir, "c.crt", "a.key");
+    CHECK(wait_events(&rec, 1, 1), "refusal event");
+    CHECK(certstore_status(store, &info, &last) == CERTSTORE_OK, "status");
+    CHECK(info.generation == 1, "still generation 1");
+    CHECK(info.disk_differs == 1, "disk differs");
+    CHECK(info.disk_reason == CERTSTORE_REASON_KEY_MISMATCH, "disk_reason %s",
+          certstore_reason_name(info.disk_reason));
+    CHECK(strcmp(info.disk_serial, "1003") == 0, "disk_serial '%.48s'", info.disk_serial);
+    CHECK(info.disk_not_after_unix == fixture_int("c.notafter"), "disk_not_after %lld",
+          (long long)info.disk_not_after_unix);
+    CHECK(info.disk_differs_since_unix_ms > 0 && info.disk_differs_since_unix_ms <= (int64_t)time(NULL) * 1000 + 1000,
+          "since %lld", (long long)info.disk_differs_since_unix_ms);
+    CHECK(info.not_after_unix == fixture_int("a.notafter"), "served notAfter kept");
+    CHECK(last && certstore_error_reason(last) == CERTSTORE_REASON_KEY_MISMATCH, "last error reason %s",
+          certstore_reason_name(certstore_error_reason(last)));
+    certstore_error_free(last);
+
+    /* A v1 caller's struct: exactly CERTSTORE_STATUS_INFO_V1_SIZE bytes filled, none past. */
+    _Alignas(8) unsigned char buf[512];
+    memset(buf, 0xAA, sizeof buf);
+    memcpy(buf, &(uint32_t){CERTSTORE_STATUS_INFO_V1_SIZE}, 4);
+    CHECK(certstore_status(store, (certstore_status_info *)buf, NULL) == CERTSTORE_OK, "v1 status");
+    CHECK(((certstore_status_info *)buf)->struct_size == CERTSTORE_STATUS_INFO_V1_SIZE &&
+          ((certstore_status_info *)buf)->generation == 1, "v1 fields");
+    CHECK(all_bytes(buf + CERTSTORE_STATUS_INFO_V1_SIZE, sizeof buf - CERTSTORE_STATUS_INFO_V1_SIZE, 0xAA),
+          "nothing past a v1 status");
+    /* A newer caller's bigger struct: ours filled, the rest of the declared size zeroed. */
+    memset(buf, 0xAA, sizeof buf);
+    memcpy(buf, &(uint32_t){sizeof info + 16}, 4);
+    CHECK(certstore_status(store, (certstore_status_info *)buf, NULL) == CERTSTORE_OK, "bigger status");
+    CHECK(((certstore_status_info *)buf)->struct_size == sizeof info, "filled %u",
+          ((certstore_status_info *)buf)->struct_size);
+    /* Padding is part of what the library fills: it must not carry the library's stack bytes
+     * (pointers) out, and a later version's field appended after watch_degraded would sit in
+     * the trailing padding. */
+    const size_t pad_end = offsetof(certstore_status_info, generation);
+    const size_t tail_pad = offsetof(certstore_status_info, watch_degraded) + sizeof info.watch_degraded;
+    CHECK(all_bytes(buf + sizeof info.struct_size, pad_end - sizeof info.struct_size, 0) &&
+          all_bytes(buf + tail_pad, sizeof info - tail_pad, 0), "status padding bytes zeroed");
+    CHECK(all_bytes(buf + sizeof info, 16, 0) && all_bytes(buf + sizeof info + 16, sizeof buf - sizeof info - 16, 0xAA),
+          "unknown tail zeroed, nothing past it");
+    memset(buf, 0xAA, sizeof buf);
+    memcpy(buf, &(uint32_t){CERTSTORE_STATUS_INFO_V1_SIZE - 1}, 4);
+    CHECK(certstore_status(store, (certstore_status_info *)buf, NULL) == CERTSTORE_ERR_INVALID_ARGUMENT, "< v1");
+    CHECK(all_bytes(buf + 4, sizeof buf - 4, 0xAA), "a refused status writes nothing");
+
+    /* The served files come back: the disk agrees again. */
+    kubelet_write(dir, "a.crt", "a.key");
+    CHECK(wait_disk_differs(store, 0), "disk agrees again");
+    CHECK(certstore_status(store, &info, &last) == CERTSTORE_OK && last == NULL, "no last error");
+    CHECK(info.disk_reason == CERTSTORE_REASON_NONE && info.disk_differs_since_unix_ms == 0, "reason cleared");
+    certstore_unsubscribe(store, id);
+    certstore_free(store);
+    remove_tree(dir);
+}
+
+struct keeper {
+    pthread_mutex_t lock;
+    certstore_snapshot *kept;
+    int events, ref_was_same;
+};
+
+static void keep_first(const certstore_event *event, uintptr_t user_data) {
+    struct keeper *k = (struct keeper *)user_data;
+    if (event->kind != CERTSTORE_EVENT_ROTATED) return;
+    pthread_mutex_lock(&k->lock);
+    if (k->kept == NULL) {
+        k->kept = certstore_snapshot_ref(event->snapshot);
+        k->ref_was_same = k->kept == event->snapshot;
+    }
+    k->events++;
+    pthread_mutex_unlock(&k->lock);
+}
+
+static void test_snapshot_ref(void) {
+    char dir[64], cert[4096], key[4096];
+    make_temp_dir(dir, sizeof dir);
+    kubelet_write(dir, "a.crt", "a.key");
+    snprintf(cert, sizeof cert, "%s/tls.crt", dir);
+    snprintf(key, sizeof key, "%s/tls.key", dir);
+    certstore_options opts;
+    certstore_options_init(&opts, sizeof opts);
+    opts.cert_path = cert;
+    opts.key_path = key;
+    opts.reread_interval_ms = 0;
+    certstore_store *store = NULL;
+    if (certstore_load(&opts, &store, NULL) != CERTSTORE_OK) { CHECK(0, "load"); return; }
+    CHECK(certstore_snapshot_ref(NULL) == NULL, "ref NULL");
+
+    /* A reference taken on a snapshot from get_current outlives the original's release. */
+    certstore_snapshot *first = NULL;
+    certstore_get_current(store, &first);
+    certstore_snapshot *again = certstore_snapshot_ref(first);
+    CHECK(again == first, "ref returns the snapshot");
+    certstore_snapshot_free(first);
+    CHECK(serial_is(again, "1001"), "after the original is released");
+
+    struct keeper k = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    struct recorder rec = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    uint64_t kid, rid;
+    certstore_subscribe(store, keep_first, (uintptr_t)&k, &kid);
+    certstore_subscribe(store, record, (uintptr_t)&rec, &rid);
+    /* The keeper keeps generation 2 (b); three later rotations replace it in the store. */
+    static const char *names[4][2] = {{"b.crt", "b.key"}, {"c.crt", "c.key"}, {"a.crt", "a.key"}, {"c.crt", "c.key"}};
+    for (int i = 0; i < 4; i++) {
+        kubelet_write(dir, names[i][0], names[i][1]);
+        CHECK(wait_events(&rec, 0, i + 1), "rotation %d", i + 1);
+    }
+    CHECK(certstore_generation(store) == 5, "generation %llu", (unsigned long long)certstore_generation(store));
+    pthread_mutex_lock(&k.lock);
+    certstore_snapshot *kept = k.kept;
+    pthread_mutex_unlock(&k.lock);
+    CHECK(kept && k.ref_was_same, "ref taken in the callback");
+    CHECK(certstore_snapshot_generation(kept) == 2 && serial_is(kept, "1002"), "kept generation %llu, serial %s",
+          (unsigned long long)certstore_snapshot_generation(kept), certstore_snapshot_serial(kept));
+    CHECK(pem_is(certstore_snapshot_cert_pem, kept, "b.crt"), "kept PEM after rotations");
+    certstore_unsubscribe(store, kid);
+    certstore_unsubscribe(store, rid);
+    CHECK(certstore_free(store) == CERTSTORE_OK, "free");
+    CHECK(serial_is(kept, "1002") && certstore_snapshot_generation(kept) == 2, "kept after free");
+    CHECK(pem_is(certstore_snapshot_cert_pem, kept, "b.crt"), "kept PEM after free");
+    CHECK(serial_is(again, "1001"), "get_current reference after free");
+    certstore_snapshot_free(kept);
+    certstore_snapshot_free(again);
+    remove_tree(dir);
+}
+
+/* Runs first: no subscription exists in the process yet, so id 1 was never handed out. */
+static void test_unsubscribe_foreign_ids(void) {
+    certstore_store *a = NULL, *b = NULL;
+    CHECK(load_files("a.crt", "a.key", NULL, &a, NULL) == CERTSTORE_OK, "load a");
+    CHECK(load_files("b.crt", "b.key", NULL, &b, NULL) == CERTSTORE_OK, "load b");
+    if (!a || !b) return;
+    CHECK(certstore_unsubscribe(a, 1) == CERTSTORE_ERR_NOT_FOUND, "id 1 never handed out");
+    CHECK(certstore_unsubscribe(a, 0) == CERTSTORE_ERR_NOT_FOUND, "id 0");
+    CHECK(certstore_unsubscribe(a, UINT64_MAX) == CERTSTORE_ERR_NOT_FOUND, "id max");
+    struct recorder rec = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    uint64_t id_a = 0, id_b = 0;
+    CHECK(certstore_subscribe(a, record, (uintptr_t)&rec, &id_a) == CERTSTORE_OK, "sub a");
+    CHECK(certstore_subscribe(b, record, (uintptr_t)&rec, &id_b) == CERTSTORE_OK, "sub b");
+    CHECK(id_a != id_b, "distinct ids");
+    CHECK(certstore_unsubscribe(b, id_a) == CERTSTORE_ERR_NOT_FOUND, "a's id on b");
+    CHECK(certstore_unsubscribe(a, id_b) == CERTSTORE_ERR_NOT_FOUND, "b's id on a");
+    CHECK(certstore_unsubscribe(a, id_a) == CERTSTORE_OK, "a's id on a");
+    CHECK(certstore_unsubscribe(a, id_a) == CERTSTORE_ERR_NOT_FOUND, "twice");
+    CHECK(certstore_unsubscribe(b, id_b) == CERTSTORE_OK, "b's id on b");
+    certstore_free(a);
+    certstore_free(b);
+}
+
+static void hex(const uint8_t *bytes, size_t n, char *out) {
+    for (size_t i = 0; i < n; i++) sprintf(out + 2 * i, "%02x", bytes[i]);
+}
+
+static void test_pem_from_validated_der(void) {
+    static const struct {
+        const char *cert, *key, *ca, *key_canonical;
+    } cases[] = {
+        /* A comment naming a BEGIN line before another leaf's body: a's key matches only a. */
+        {"a-comment.crt", "a.key", NULL, "a.key.canonical.pem"},
+        /* CRLF line ends and a trailing comment, in the chain and in the CA bundle. */
+        {"a-crlf.crt", "a-sec1.key", "ca-crlf.crt", "a-sec1.key.canonical.pem"},
+    };
+    size_t fp_len;
+    char *want_fp = read_fixture("a.sha256", &fp_len);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        certstore_store *store = NULL;
+        certstore_error *err = NULL;
+        if (load_files(cases[i].cert, cases[i].key, cases[i].ca, &store, &err) != CERTSTORE_OK) {
+            CHECK(0, "%s: %s", cases[i].cert, certstore_error_message(err));
+            certstore_error_free(err);
+            continue;
+        }
+        certstore_snapshot *snap = NULL;
+        certstore_get_current(store, &snap);
+        CHECK(pem_is(certstore_snapshot_cert_pem, snap, "a.canonical.pem"),
+              "%s: cert PEM is the PEM of the validated DER", cases[i].cert);
+        CHECK(serial_is(snap, "1001"), "%s: serial %s", cases[i].cert, certstore_snapshot_serial(snap));
+        char fp[2 * CERTSTORE_SHA256_LEN + 1];
+        hex(certstore_snapshot_fingerprint_sha256(snap), CERTSTORE_SHA256_LEN, fp);
+        CHECK(strncmp(fp, want_fp, 2 * CERTSTORE_SHA256_LEN) == 0, "%s: fingerprint %s", cases[i].cert, fp);
+        CHECK(certstore_snapshot_not_after(snap) == fixture_int("a.notafter"), "%s: notAfter", cases[i].cert);
+        /* Compared, never printed: key bytes stay out of the log. */
+        CHECK(pem_is(certstore_snapshot_key_pem, snap, cases[i].key_canonical),
+              "%s: key PEM re-encoded under its label", cases[i].key);
+        if (cases[i].ca) {
+            CHECK(pem_is(certstore_snapshot_ca_pem, snap, "ca.canonical.pem"), "CA PEM");
+            CHECK(certstore_snapshot_ca_count(snap) == 1, "ca_count %zu", certstore_snapshot_ca_count(snap));
+            CHECK(certstore_snapshot_ca_not_after(snap, 0) == fixture_int("ca.notafter"), "CA notAfter");
+            CHECK(certstore_snapshot_ca_not_after(snap, 1) == 0, "CA index out of range");
+        } else {
+            CHECK(certstore_snapshot_ca_count(snap) == 0 && certstore_snapshot_ca_not_after(snap, 0) == 0,
+                  "no CA");
+        }
+        certstore_snapshot_free(snap);
+        certstore_free(store);
+    }
+    CHECK(certstore_snapshot_ca_count(NULL) == 0 && certstore_snapshot_ca_not_after(NULL, 0) == 0, "CA NULL");
+    free(want_fp);
+}
+
+static void test_relative_paths(void) {
+    char cwd[PATH_MAX], dir[64], other[64];
+    if (!getcwd(cwd, sizeof cwd)) { perror("getcwd"); exit(2); }
+    make_temp_dir(dir, sizeof dir);
+    make_temp_dir(other, sizeof other);
+    kubelet_write(dir, "a.crt", "a.key");
+    kubelet_write(other, "c.crt", "c.key"); /* what a store following the cwd would pick up */
+    if (chdir(dir) != 0) { perror(dir); exit(2); }
+    certstore_options opts;
+    certstore_options_init(&opts, sizeof opts);
+    opts.cert_path = "tls.crt";
+    opts.key_path = "./tls.key";
+    opts.watch = 2;              /* any nonzero int means on */
+    opts.reread_interval_ms = 0; /* so only inotify can see the rotation */
+    certstore_store *store = NULL;
+    certstore_error *err = NULL;
+    CHECK(certstore_load(&opts, &store, &err) == CERTSTORE_OK, "relative load: %s", certstore_error_message(err));
+    certstore_error_free(err);
+    if (!store) return;
+    struct recorder rec = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    uint64_t id;
+    certstore_subscribe(store, record, (uintptr_t)&rec, &id);
+    if (chdir(other) != 0) { perror(other); exit(2); }
+
+    kubelet_write(dir, "b.crt", "b.key");
+    CHECK(wait_events(&rec, 0, 1), "rotation seen after chdir (watch = 2)");
+    certstore_snapshot *snap = NULL;
+    certstore_get_current(store, &snap);
+    CHECK(serial_is(snap, "1002"), "the original files: %s", certstore_snapshot_serial(snap));
+    certstore_snapshot_free(snap);
+    CHECK(certstore_reload(store, &err) == CERTSTORE_OK, "reload after chdir: %s", certstore_error_message(err));
+    certstore_error_free(err);
+    if (chdir("/") != 0) { perror("/"); exit(2); }
+    CHECK(certstore_reload(store, &err) == CERTSTORE_OK, "reload from /: %s", certstore_error_message(err));
+    certstore_error_free(err);
+    certstore_get_current(store, &snap);
+    CHECK(serial_is(snap, "1002") && certstore_generation(store) == 2, "still the original files: %s",
+          certstore_snapshot_serial(snap));
+    certstore_snapshot_free(snap);
+    if (chdir(cwd) != 0) { perror(cwd); exit(2); }
+    certstore_unsubscribe(store, id);
+    certstore_free(store);
+    remove_tree(dir);
+    remove_tree(other);
+}
+
+struct hammer {
+    certstore_store *store;
+    const uint64_t *counter;
+    int stop;
+    unsigned long iterations, backwards, lagging, counter_leading, counter_backwards, generations_seen;
+};
+
+static void *hammer_run(void *arg) {
+    struct hammer *h = arg;
+    uint64_t prev = 0, prev_counter = 0;
+    while (!__atomic_load_n(&h->stop, __ATOMIC_ACQUIRE)) {
+        /* The counter is stored just after a snapshot is published: it may trail
+         * certstore_generation(), never lead it. */
+        uint64_t counter = __atomic_load_n(h->counter, __ATOMIC_ACQUIRE);
+        certstore_snapshot *snap = NULL;
+        certstore_get_current(h->store, &snap);
+        uint64_t gen = certstore_snapshot_generation(snap);
+        uint64_t after = certstore_generation(h->store);
+        certstore_snapshot_free(snap);
+        h->backwards += gen < prev;
+        h->lagging += after < gen;
+        h->counter_leading += counter > gen;
+        h->counter_backwards += counter < prev_counter;
+        prev_counter = counter;
+        h->generations_seen += gen != prev;
+        prev = gen;
+        h->iterations++;
+    }
+    return NULL;
+}
+
+static void test_generation_monotonic(void) {
+    enum { THREADS = 2, ROTATIONS = 20 };
+    char dir[64], cert[4096], key[4096];
+    make_temp_dir(dir, sizeof dir);
+    kubelet_write(dir, "a.crt", "a.key");
+    snprintf(cert, sizeof cert, "%s/tls.crt", dir);
+    snprintf(key, sizeof key, "%s/tls.key", dir);
+    certstore_options opts;
+    certstore_options_init(&opts, sizeof opts);
+    opts.cert_path = cert;
+    opts.key_path = key;
+    opts.reread_interval_ms = 0;
+    certstore_store *store = NULL;
+    if (certstore_load(&opts, &store, NULL) != CERTSTORE_OK) { CHECK(0, "load"); return; }
+    struct recorder rec = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    uint64_t id;
+    certstore_subscribe(store, record, (uintptr_t)&rec, &id);
+    const uint64_t *counter = certstore_generation_counter_acquire(store);
+    struct hammer h[THREADS];
+    pthread_t threads[THREADS];
+    for (int i = 0; i < THREADS; i++) {
+        h[i] = (struct hammer){.store = store, .counter = counter};
+        pthread_create(&threads[i], NULL, hammer_run, &h[i]);
+    }
+    static const char *names[3][2] = {{"b.crt", "b.key"}, {"c.crt", "c.key"}, {"a.crt", "a.key"}};
+    for (int i = 0; i < ROTATIONS; i++) {
+        kubelet_write(dir, names[i % 3][0], names[i % 3][1]);
+        CHECK(wait_events(&rec, 0, i + 1), "rotation %d", i + 1);
+    }
+    for (int i = 0; i < THREADS; i++) {
+        __atomic_store_n(&h[i].stop, 1, __ATOMIC_RELEASE);
+        pthread_join(threads[i], NULL);
+        CHECK(h[i].backwards == 0, "thread %d: %lu snapshots older than the one before", i, h[i].backwards);
+        CHECK(h[i].lagging == 0, "thread %d: certstore_generation() behind a returned snapshot %lu times", i,
+              h[i].lagging);
+        CHECK(h[i].counter_leading == 0 && h[i].counter_backwards == 0,
+              "thread %d: counter ahead of the snapshot after it %lu times, backwards %lu times", i,
+              h[i].counter_leading, h[i].counter_backwards);
+        /* The checks above mean something only if the thread ran across rotations. */
+        CHECK(h[i].generations_seen >= 2, "thread %d saw %lu generations in %lu calls", i,
+              h[i].generations_seen, h[i].iterations);
+    }
+    CHECK(certstore_generation(store) == ROTATIONS + 1, "generation %llu",
+          (unsigned long long)certstore_generation(store));
+    certstore_generation_counter_release(counter);
+    certstore_unsubscribe(store, id);
+    certstore_free(store);
+    remove_tree(dir);
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: %s FIXTURE_DIR\n", argv[0]);
         return 2;
     }
     fixtures = argv[1];
+    test_unsubscribe_foreign_ids(); /* first: before any subscription exists */
     test_null_and_invalid_arguments();
+    test_options_init_sizes();
+    test_load_failure_reasons();
     test_rotation_lifecycle();
     test_ca_bundle();
+    test_pem_from_validated_der();
+    test_disk_status();
+    test_snapshot_ref();
+    test_relative_paths();
+    test_generation_monotonic();
     printf("%d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }
