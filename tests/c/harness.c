@@ -1,7 +1,11 @@
 /*
  * C harness for certstore.h: every verb, NULL and invalid arguments, a kubelet-style rotation
  * seen through a subscription and through certstore_get_current(), reload failures,
- * unsubscribe from inside a callback, snapshots held across rotations and past the store.
+ * unsubscribe from inside a callback, snapshots held across rotations and past the store;
+ * caller-sized options and status (smaller, bigger, padding), refusal reasons, served-vs-disk
+ * status, snapshot references taken in a callback, subscription ids of other stores, PEM
+ * derived from the validated DER, relative paths after chdir, and a generation that never
+ * goes backwards for a thread. (compat_v1.c is the program built against the v1 header.)
  * Usage: harness FIXTURE_DIR   (fixtures from gen-certs.sh)
  */
 #include "certstore.h"
@@ -378,6 +382,18 @@ static void test_load_failure_reasons(void) {
         {"a.crt", "a.crt", CERTSTORE_REASON_PARSE_ERROR, "a.crt"},
         {".", "a.key", CERTSTORE_REASON_NOT_REGULAR_FILE, fixtures},
     };
+    /* An X.509 v1 leaf is a certificate problem: name the certificate file, not the key. */
+    {
+        certstore_store *store = NULL;
+        certstore_error *err = NULL;
+        CHECK(load_files("g.crt", "g.key", NULL, &store, &err) == CERTSTORE_ERR_LOAD, "X.509 v1 leaf refused");
+        CHECK(strstr(certstore_error_message(err), "g.crt") && !strstr(certstore_error_message(err), "g.key") &&
+              certstore_error_reason(err) != CERTSTORE_REASON_UNSUPPORTED_KEY,
+              "X.509 v1 leaf blamed on the key: %s (reason %s)", certstore_error_message(err),
+              certstore_reason_name(certstore_error_reason(err)));
+        certstore_error_free(err);
+        certstore_free(store);
+    }
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         certstore_store *store = (certstore_store *)0x1;
         certstore_error *err = NULL;
@@ -572,6 +588,14 @@ static void test_snapshot_ref(void) {
     for (int i = 0; i < 4; i++) {
         kubelet_write(dir, names[i][0], names[i][1]);
         CHECK(wait_events(&rec, 0, i + 1), "rotation %d", i + 1);
+        if (i == 0) { /* the event's snapshot is the store's own, not a copy */
+            certstore_snapshot *current = NULL;
+            certstore_get_current(store, &current);
+            pthread_mutex_lock(&k.lock);
+            CHECK(current && current == k.kept, "get_current hands out the event's snapshot");
+            pthread_mutex_unlock(&k.lock);
+            certstore_snapshot_free(current);
+        }
     }
     CHECK(certstore_generation(store) == 5, "generation %llu", (unsigned long long)certstore_generation(store));
     pthread_mutex_lock(&k.lock);
