@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Writes the C test fixtures into $1: three self-signed P-256 leaves a, b, c with serials
-# 1001, 1002, 1003 (cert + key each), and a CA; an expired leaf e (1004), a not-yet-valid
-# leaf f (1005), an X.509 v1 leaf g (1006); files that say the same as a.crt / ca.crt in
-# other bytes (a comment naming a BEGIN line before another leaf's body, CRLF line ends, a
-# trailing comment) and, computed by openssl, what the library must hand out for them: the
-# canonical PEM of the DER, the SHA-256 of the DER, notAfter in unix seconds.
+# 1001, 1002, 1003 (cert + key each), a CA, an RSA-2048 leaf r (1007, key also as PKCS#1),
+# an expired leaf e (1004), a not-yet-valid leaf f (1005), an X.509 v1 leaf g (1006); files
+# that say the same as a.crt / ca.crt in other bytes (a comment naming a BEGIN line before
+# another leaf's body, CRLF line ends, a trailing comment) and, computed by openssl, what the
+# library must hand out for them: the canonical PEM of the DER, the SHA-256 of the DER,
+# notAfter in unix seconds.
 set -euo pipefail
 out=$1
 mkdir -p "$out"
@@ -16,6 +17,9 @@ for spec in a:1001 b:1002 c:1003; do
 done
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
   -subj "/CN=test CA" -keyout "$out/ca.key" -out "$out/ca.crt" 2>/dev/null
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=localhost" \
+  -addext "subjectAltName=DNS:localhost" -set_serial 0x1007 -keyout "$out/r.key" -out "$out/r.crt" 2>/dev/null
+openssl rsa -traditional -in "$out/r.key" -out "$out/r-pkcs1.key" 2>/dev/null   # RSA PRIVATE KEY
 
 # Leaves outside their validity window: `openssl req` takes only a positive -days, `openssl
 # ca` takes explicit dates. It writes X.509 v3 only with an extension section: g (1006) is a
@@ -48,6 +52,7 @@ for name in a ca; do
 done
 openssl pkey -in "$out/a.key" -out "$out/a.key.canonical.pem"
 openssl ec -in "$out/a.key" -out "$out/a-sec1.key.canonical.pem" 2>/dev/null
+openssl rsa -traditional -in "$out/r.key" -out "$out/r-pkcs1.key.canonical.pem" 2>/dev/null
 for name in a c ca; do
   date -d "$(openssl x509 -in "$out/$name.crt" -noout -enddate | cut -d= -f2)" +%s > "$out/$name.notafter"
 done

@@ -423,6 +423,18 @@ static void test_load_failure_reasons(void) {
     certstore_error_free(err);
     CHECK(certstore_error_reason(NULL) == CERTSTORE_REASON_NONE, "reason of NULL");
 
+    /* A newline or a non-UTF-8 byte in a path is escaped: the message stays one valid line. */
+    char odd[4096];
+    snprintf(odd, sizeof odd, "%s/new\nline\xff.crt", fixtures);
+    opts.cert_path = odd;
+    opts.max_file_size = 1048576;
+    CHECK(certstore_load(&opts, &store, &err) == CERTSTORE_ERR_LOAD, "odd path");
+    const char *msg = certstore_error_message(err);
+    CHECK(!strchr(msg, '\n') && !strchr(msg, '\xff') && strstr(msg, "new\\x0aline\\xff.crt"), "escaped: %s", msg);
+    CHECK(certstore_error_reason(err) == CERTSTORE_REASON_MISSING, "odd path reason");
+    certstore_error_free(err);
+    opts.cert_path = cert;
+
     /* The expired leaf is served when the policy says so. */
     fixture_path(cert, sizeof cert, "e.crt");
     fixture_path(key, sizeof key, "e.key");
@@ -652,6 +664,17 @@ static void test_pem_from_validated_der(void) {
         /* CRLF line ends and a trailing comment, in the chain and in the CA bundle. */
         {"a-crlf.crt", "a-sec1.key", "ca-crlf.crt", "a-sec1.key.canonical.pem"},
     };
+    /* RSA with a PKCS#1 key: handed out as RSA PRIVATE KEY. */
+    {
+        certstore_store *store = NULL;
+        certstore_snapshot *snap = NULL;
+        CHECK(load_files("r.crt", "r-pkcs1.key", NULL, &store, NULL) == CERTSTORE_OK, "RSA load");
+        certstore_get_current(store, &snap);
+        CHECK(serial_is(snap, "1007"), "RSA serial %s", certstore_snapshot_serial(snap));
+        CHECK(pem_is(certstore_snapshot_key_pem, snap, "r-pkcs1.key.canonical.pem"), "RSA PRIVATE KEY re-encoded");
+        certstore_snapshot_free(snap);
+        certstore_free(store);
+    }
     size_t fp_len;
     char *want_fp = read_fixture("a.sha256", &fp_len);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
