@@ -495,6 +495,9 @@ static void test_disk_status(void) {
     /* A refused rotation: c's certificate with a's key, written kubelet-style. */
     kubelet_write(dir, "c.crt", "a.key");
     CHECK(wait_events(&rec, 1, 1), "refusal event");
+    pthread_mutex_lock(&rec.lock);
+    CHECK(rec.last_reason == CERTSTORE_REASON_KEY_MISMATCH, "event reason %s", certstore_reason_name(rec.last_reason));
+    pthread_mutex_unlock(&rec.lock);
     CHECK(certstore_status(store, &info, &last) == CERTSTORE_OK, "status");
     CHECK(info.generation == 1, "still generation 1");
     CHECK(info.disk_differs == 1, "disk differs");

@@ -126,6 +126,7 @@ static inline void kubelet_write(const char *dir, const char *cert, const char *
 struct recorder {
     pthread_mutex_t lock;
     int rotated, failed;
+    int last_reason; /* certstore_error_reason() of the last RELOAD_FAILED */
     uint64_t last_generation;
     char last_error[1024];
     char last_serial[64];
@@ -144,6 +145,7 @@ static inline void record(const certstore_event *event, uintptr_t user_data) {
         r->failed++;
         if (event->snapshot != NULL) snprintf(r->last_serial, sizeof r->last_serial, "snapshot on failure");
         snprintf(r->last_error, sizeof r->last_error, "%s", certstore_error_message(event->error));
+        r->last_reason = (int)certstore_error_reason(event->error);
     }
     pthread_mutex_unlock(&r->lock);
 }
