@@ -1,0 +1,305 @@
+//! The fuzz target's seed corpus and its findings, run as ordinary tests.
+//!
+//! `seed_corpus` builds one input per key type and encoding and per bad input the other tests
+//! use, checks the validator's verdict on each (a seed meant to reach the accepting path must
+//! be accepted), and runs the fuzz target's own checks on it. With `CERTSTORE_FUZZ_SEEDS=DIR`
+//! it also writes the inputs to DIR, which is how `make fuzz` gets its seeds (generated, not
+//! committed). Inputs the fuzzer found are kept in `fuzz/regressions/` and replayed here.
+
+mod common;
+
+#[path = "../fuzz/src/harness.rs"]
+mod harness;
+
+use std::path::{Path, PathBuf};
+
+use certstore::Reason;
+use common::{Pair, leaf_with, openssl_pkey};
+use rcgen::SignatureAlgorithm;
+
+/// Seconds from now to the fuzz clock, so certificates can be made valid (or not) at it.
+fn to_fuzz_clock() -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    assert!(
+        now < harness::NOW,
+        "the fuzz clock must lie in the future of the tests"
+    );
+    harness::NOW - now
+}
+
+/// A leaf valid from an hour before now until a year after the fuzz clock.
+fn valid(alg: &'static SignatureAlgorithm) -> Pair {
+    leaf_with(alg, -3600, to_fuzz_clock() + 365 * 86_400)
+}
+
+struct Seed {
+    name: String,
+    input: Vec<u8>,
+    /// `None`: accepted; `Some(reason)`: refused for that reason.
+    expect: Option<Reason>,
+}
+
+fn seed(name: &str, cert: &str, key: &str, ca: Option<&str>, expect: Option<Reason>) -> Seed {
+    seed_bytes(
+        name,
+        cert.as_bytes(),
+        key.as_bytes(),
+        ca.map(str::as_bytes),
+        expect,
+    )
+}
+
+fn seed_bytes(
+    name: &str,
+    cert: &[u8],
+    key: &[u8],
+    ca: Option<&[u8]>,
+    expect: Option<Reason>,
+) -> Seed {
+    Seed {
+        name: name.to_owned(),
+        input: harness::frame(cert, key, ca),
+        expect,
+    }
+}
+
+fn seeds() -> Vec<Seed> {
+    let mut out = Vec::new();
+    let algs: [(&str, &'static SignatureAlgorithm, Option<&str>); 5] = [
+        ("rsa2048", &rcgen::PKCS_RSA_SHA256, Some("pkcs1")),
+        ("p256", &rcgen::PKCS_ECDSA_P256_SHA256, Some("sec1")),
+        ("p384", &rcgen::PKCS_ECDSA_P384_SHA384, Some("sec1")),
+        ("p521", &rcgen::PKCS_ECDSA_P521_SHA512, Some("sec1")),
+        ("ed25519", &rcgen::PKCS_ED25519, None),
+    ];
+    for (name, alg, traditional) in algs {
+        let pair = valid(alg);
+        out.push(seed(
+            &format!("{name}-pkcs8"),
+            &pair.cert,
+            &pair.key,
+            None,
+            None,
+        ));
+        if let Some(encoding) = traditional {
+            let key = openssl_pkey(&pair.key, &["-traditional"]);
+            out.push(seed(
+                &format!("{name}-{encoding}"),
+                &pair.cert,
+                &key,
+                None,
+                None,
+            ));
+        }
+        let other = valid(alg);
+        out.push(seed(
+            &format!("{name}-mismatched-key"),
+            &pair.cert,
+            &other.key,
+            None,
+            Some(Reason::KeyMismatch),
+        ));
+    }
+
+    let pair = valid(&rcgen::PKCS_ECDSA_P256_SHA256);
+    let ca = common::ca();
+    out.push(seed("p256-with-ca", &pair.cert, &pair.key, Some(&ca), None));
+    let two_cas = format!("{ca}{}", common::ca());
+    out.push(seed(
+        "p256-with-two-cas",
+        &pair.cert,
+        &pair.key,
+        Some(&two_cas),
+        None,
+    ));
+    let chain = format!("{}{ca}", pair.cert);
+    out.push(seed(
+        "p256-chain-of-two",
+        &chain,
+        &pair.key,
+        Some(&ca),
+        None,
+    ));
+    let crlf = format!(
+        "# a comment\r\n{}\r\n# trailing\r\n",
+        pair.cert.replace('\n', "\r\n")
+    );
+    out.push(seed("p256-crlf-comments", &crlf, &pair.key, None, None));
+
+    let rsa = valid(&rcgen::PKCS_RSA_SHA256);
+    let pkcs8_encrypted = openssl_pkey(&rsa.key, &["-aes256", "-passout", "pass:secret"]);
+    out.push(seed(
+        "rsa-encrypted-pkcs8",
+        &rsa.cert,
+        &pkcs8_encrypted,
+        None,
+        Some(Reason::EncryptedKey),
+    ));
+    let legacy_encrypted = openssl_pkey(
+        &rsa.key,
+        &["-traditional", "-aes256", "-passout", "pass:secret"],
+    );
+    assert!(legacy_encrypted.contains("Proc-Type: 4,ENCRYPTED"));
+    out.push(seed(
+        "rsa-encrypted-legacy",
+        &rsa.cert,
+        &legacy_encrypted,
+        None,
+        Some(Reason::EncryptedKey),
+    ));
+
+    let expired = leaf_with(&rcgen::PKCS_ECDSA_P256_SHA256, -7200, -3600);
+    out.push(seed(
+        "expired",
+        &expired.cert,
+        &expired.key,
+        None,
+        Some(Reason::Expired),
+    ));
+    let ahead = to_fuzz_clock();
+    let future = leaf_with(&rcgen::PKCS_ECDSA_P256_SHA256, ahead + 3600, ahead + 7200);
+    out.push(seed(
+        "not-yet-valid",
+        &future.cert,
+        &future.key,
+        None,
+        Some(Reason::NotYetValid),
+    ));
+
+    let key = &pair.key;
+    out.push(seed("empty-cert", "", key, None, Some(Reason::Parse)));
+    out.push(seed("empty-key", &pair.cert, "", None, Some(Reason::Parse)));
+    out.push(seed_bytes(
+        "garbage-cert",
+        b"this is not a certificate\n\x00\xff",
+        key.as_bytes(),
+        None,
+        Some(Reason::Parse),
+    ));
+    out.push(seed(
+        "garbage-key",
+        &pair.cert,
+        "hello",
+        None,
+        Some(Reason::Parse),
+    ));
+    out.push(seed(
+        "truncated-cert",
+        &pair.cert[..pair.cert.len() / 2],
+        key,
+        None,
+        Some(Reason::Parse),
+    ));
+    out.push(seed(
+        "truncated-key",
+        &pair.cert,
+        &key[..key.len() / 2],
+        None,
+        Some(Reason::Parse),
+    ));
+    out.push(seed(
+        "bad-ca-bundle",
+        &pair.cert,
+        key,
+        Some("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"),
+        Some(Reason::Parse),
+    ));
+    out.push(seed(
+        "empty-ca-bundle",
+        &pair.cert,
+        key,
+        Some(""),
+        Some(Reason::Parse),
+    ));
+    out.push(seed("key-as-cert", key, key, None, Some(Reason::Parse)));
+    out.push(seed(
+        "cert-as-key",
+        &pair.cert,
+        &pair.cert,
+        None,
+        Some(Reason::Parse),
+    ));
+    let mut padded = pair.cert.clone();
+    while padded.len() <= 16 * 1024 {
+        padded.push_str("# padding padding padding padding padding padding\n");
+    }
+    // check_bytes has no size limit (the reader enforces it): padding after END is ignored.
+    out.push(seed("padded-cert", &padded, key, None, None));
+    out
+}
+
+#[test]
+fn seed_corpus() {
+    let write_to = std::env::var_os("CERTSTORE_FUZZ_SEEDS").map(PathBuf::from);
+    if let Some(dir) = &write_to {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    for seed in seeds() {
+        let verdict = harness::run(&seed.input);
+        match (&verdict, seed.expect) {
+            (Ok(_), None) => {}
+            (Err(error), Some(reason)) => {
+                assert_eq!(error.reason(), reason, "{}: {error}", seed.name)
+            }
+            (Ok(_), Some(reason)) => panic!("{}: accepted, expected {reason}", seed.name),
+            (Err(error), None) => panic!("{}: refused: {error}", seed.name),
+        }
+        if let Some(dir) = &write_to {
+            std::fs::write(dir.join(&seed.name), &seed.input).unwrap();
+        }
+    }
+}
+
+/// Every input in `fuzz/regressions/` (crashes the fuzzer found, minimised) passes the fuzz
+/// target's checks now.
+#[test]
+fn replay_regressions() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return;
+    };
+    for entry in entries {
+        let path = entry.unwrap().path();
+        let input = std::fs::read(&path).unwrap();
+        if let Err(panic) = std::panic::catch_unwind(|| harness::run(&input)) {
+            std::panic::resume_unwind(panic);
+        }
+    }
+}
+
+#[test]
+fn framing_splits_at_the_first_two_separators() {
+    assert_eq!(harness::split(b"c"), (&b"c"[..], &b""[..], None));
+    assert_eq!(harness::split(b"c\x1e\x1ek"), (&b"c"[..], &b"k"[..], None));
+    assert_eq!(
+        harness::split(b"c\x1e\x1ek\x1e\x1ea\x1e\x1eb"),
+        (&b"c"[..], &b"k"[..], Some(&b"a\x1e\x1eb"[..]))
+    );
+    let framed = harness::frame(b"c", b"k", Some(b"a"));
+    assert_eq!(
+        harness::split(&framed),
+        (&b"c"[..], &b"k"[..], Some(&b"a"[..]))
+    );
+}
+
+/// The no-key-in-errors check fires on an error that quotes the key, and not on the refusals
+/// the validator really gives.
+#[test]
+fn leak_check_catches_a_quoted_key() {
+    let pair = common::leaf();
+    let key = pair.key.as_bytes();
+    let line = harness::key_body_lines(key)
+        .next()
+        .expect("a PEM key has body lines");
+    assert!(!line.starts_with(b"-----"));
+    let leaked =
+        certstore::Error::InvalidOptions(format!("bad key near {}", String::from_utf8_lossy(line)));
+    let caught = std::panic::catch_unwind(|| harness::check_refused(&leaked, key));
+    assert!(caught.is_err(), "a quoted key line went unnoticed");
+    let mismatch = certstore::check_bytes(common::leaf().cert.as_bytes(), key, None, harness::NOW)
+        .expect_err("another leaf's key");
+    harness::check_refused(&mismatch, key);
+}
