@@ -215,6 +215,10 @@ typedef struct certstore_options {
    */
   uint32_t struct_size;
   /**
+   * Reserved; must be zero (certstore_options_init() zeroes it).
+   */
+  uint32_t _reserved0;
+  /**
    * Path of the PEM certificate chain, leaf first. Required. Copied by certstore_load() and
    * made absolute against the working directory at that moment.
    */
@@ -243,6 +247,11 @@ typedef struct certstore_options {
    * A certstore_validity_policy value. Default CERTSTORE_VALIDITY_ENFORCE.
    */
   uint32_t validity;
+  /**
+   * Reserved for a later version; must be zero (certstore_options_init() zeroes it).
+   * Fields of later versions start at offset CERTSTORE_OPTIONS_V1_SIZE.
+   */
+  uint32_t _reserved1;
 } certstore_options;
 
 /**
@@ -255,6 +264,10 @@ typedef struct certstore_status_info {
    * sizeof(certstore_status_info) as the caller compiled it.
    */
   uint32_t struct_size;
+  /**
+   * Reserved; set to zero by certstore_status().
+   */
+  uint32_t _reserved0;
   /**
    * Generation served now (1 after certstore_load()).
    */
@@ -305,6 +318,10 @@ typedef struct certstore_status_info {
    * a timer instead (e.g. fs.inotify.max_user_watches is exhausted).
    */
   int32_t watch_degraded;
+  /**
+   * Reserved; set to zero by certstore_status(). Fields of later versions start after it.
+   */
+  int32_t _reserved1;
 } certstore_status_info;
 
 /**
@@ -312,7 +329,7 @@ typedef struct certstore_status_info {
  */
 typedef struct certstore_event {
   /**
-   * ROTATED or RELOAD_FAILED.
+   * What happened (a certstore_event_kind; treat unknown kinds as informational).
    */
   enum certstore_event_kind kind;
   /**
@@ -568,9 +585,10 @@ enum certstore_code certstore_reload(struct certstore_store *store,
 uint64_t certstore_generation(const struct certstore_store *store);
 
 /**
- * A pointer to the store's generation counter (the value certstore_generation() returns), for
- * callers that cannot afford a function call per read: Go's handshake path reads it instead
- * of making a cgo call. Read it only with an atomic acquire load, e.g.
+ * A pointer to a counter holding the store's generation, for callers that cannot afford a
+ * function call per read: Go's handshake path reads it instead of making a cgo call. It is
+ * stored just after a new snapshot is published, so it may trail certstore_generation() for
+ * that instant, never lead it, and never goes backwards. Read it only with an atomic acquire load, e.g.
  * `__atomic_load_n(counter, __ATOMIC_ACQUIRE)`; never write it. It stays valid until
  * certstore_generation_counter_release(), even after certstore_free(). NULL for NULL.
  *

@@ -37,6 +37,8 @@ pub enum certstore_validity_policy {
 pub struct certstore_options {
     /// sizeof(certstore_options) as the caller compiled it; set by certstore_options_init().
     pub struct_size: u32,
+    /// Reserved; must be zero (certstore_options_init() zeroes it).
+    pub _reserved0: u32,
     /// Path of the PEM certificate chain, leaf first. Required. Copied by certstore_load() and
     /// made absolute against the working directory at that moment.
     pub cert_path: *const libc::c_char,
@@ -52,6 +54,9 @@ pub struct certstore_options {
     pub max_file_size: u64,
     /// A certstore_validity_policy value. Default CERTSTORE_VALIDITY_ENFORCE.
     pub validity: u32,
+    /// Reserved for a later version; must be zero (certstore_options_init() zeroes it).
+    /// Fields of later versions start at offset CERTSTORE_OPTIONS_V1_SIZE.
+    pub _reserved1: u32,
 }
 
 /// The options as this build of the library knows them: the public struct, plus, in test
@@ -69,9 +74,12 @@ struct LibraryOptions {
 /// the smallest struct_size certstore_load() accepts.
 pub const CERTSTORE_OPTIONS_V1_SIZE: u32 = 56;
 
+// Version 1 ends with `_reserved1` and has no implicit padding (every byte the library copies
+// is a named field, so none is ever uninitialised); later fields start at the v1 size.
 const _: () = assert!(
-    (std::mem::offset_of!(certstore_options, validity) + size_of::<u32>()).next_multiple_of(8)
-        == CERTSTORE_OPTIONS_V1_SIZE as usize,
+    std::mem::offset_of!(certstore_options, _reserved1) + size_of::<u32>()
+        == CERTSTORE_OPTIONS_V1_SIZE as usize
+        && std::mem::offset_of!(certstore_options, _reserved0) == 4,
     "the fields of version 1 of certstore_options moved"
 );
 
@@ -120,6 +128,7 @@ fn defaults() -> LibraryOptions {
     LibraryOptions {
         options: certstore_options {
             struct_size: size_of::<LibraryOptions>() as u32,
+            _reserved0: 0,
             cert_path: std::ptr::null(),
             key_path: std::ptr::null(),
             ca_path: std::ptr::null(),
@@ -127,6 +136,7 @@ fn defaults() -> LibraryOptions {
             reread_interval_ms: DEFAULT_REREAD_INTERVAL.as_millis() as u32,
             max_file_size: DEFAULT_MAX_FILE_SIZE,
             validity: certstore_validity_policy::CERTSTORE_VALIDITY_ENFORCE as u32,
+            _reserved1: 0,
         },
         #[cfg(feature = "abi-test-v2")]
         test_v2_field: 0,
@@ -190,6 +200,11 @@ pub(crate) unsafe fn convert(options: *const certstore_options) -> Result<Option
         );
     }
     let raw = library.options;
+    if raw._reserved0 != 0 || raw._reserved1 != 0 {
+        return Err("options has reserved fields set: initialise it with \
+                    certstore_options_init(&options, sizeof options)"
+            .into());
+    }
     let path = |p: *const libc::c_char, name: &str| -> Result<Option<PathBuf>, String> {
         if p.is_null() {
             return Ok(None);

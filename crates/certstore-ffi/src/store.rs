@@ -23,6 +23,8 @@ pub struct certstore_store {
 pub struct certstore_status_info {
     /// sizeof(certstore_status_info) as the caller compiled it.
     pub struct_size: u32,
+    /// Reserved; set to zero by certstore_status().
+    pub _reserved0: u32,
     /// Generation served now (1 after certstore_load()).
     pub generation: u64,
     /// Generations published, the initial load included.
@@ -50,6 +52,8 @@ pub struct certstore_status_info {
     /// Nonzero while inotify cannot watch (all of) the files and the store re-reads them on
     /// a timer instead (e.g. fs.inotify.max_user_watches is exhausted).
     pub watch_degraded: i32,
+    /// Reserved; set to zero by certstore_status(). Fields of later versions start after it.
+    pub _reserved1: i32,
 }
 
 /// The status as this build of the library knows it (see `LibraryOptions`): the public struct,
@@ -66,10 +70,13 @@ struct LibraryStatus {
 /// struct_size certstore_status() accepts. Never changes.
 pub const CERTSTORE_STATUS_INFO_V1_SIZE: u32 = 56;
 
+// No implicit padding anywhere: every byte copied out is a named, initialised field.
 const _: () = assert!(
     std::mem::offset_of!(certstore_status_info, not_after_unix) + size_of::<i64>()
-        == CERTSTORE_STATUS_INFO_V1_SIZE as usize,
-    "the fields of version 1 of certstore_status_info moved"
+        == CERTSTORE_STATUS_INFO_V1_SIZE as usize
+        && std::mem::offset_of!(certstore_status_info, _reserved1) + size_of::<i32>()
+            == size_of::<certstore_status_info>(),
+    "the fields of certstore_status_info moved"
 );
 
 fn code_of(error: &Error) -> certstore_code {
@@ -190,9 +197,10 @@ pub unsafe extern "C" fn certstore_generation(store: *const certstore_store) -> 
     guard_value(0, AssertUnwindSafe(|| store.store.generation()))
 }
 
-/// A pointer to the store's generation counter (the value certstore_generation() returns), for
-/// callers that cannot afford a function call per read: Go's handshake path reads it instead
-/// of making a cgo call. Read it only with an atomic acquire load, e.g.
+/// A pointer to a counter holding the store's generation, for callers that cannot afford a
+/// function call per read: Go's handshake path reads it instead of making a cgo call. It is
+/// stored just after a new snapshot is published, so it may trail certstore_generation() for
+/// that instant, never lead it, and never goes backwards. Read it only with an atomic acquire load, e.g.
 /// `__atomic_load_n(counter, __ATOMIC_ACQUIRE)`; never write it. It stays valid until
 /// certstore_generation_counter_release(), even after certstore_free(). NULL for NULL.
 ///
@@ -278,6 +286,7 @@ pub unsafe extern "C" fn certstore_status(
         let info = LibraryStatus {
             info: certstore_status_info {
                 struct_size: fill as u32,
+                _reserved0: 0,
                 generation: status.generation,
                 reloads_ok: status.reloads_ok,
                 reloads_failed: status.reloads_failed,
@@ -294,6 +303,7 @@ pub unsafe extern "C" fn certstore_status(
                 disk_not_after_unix: status.disk.not_after.unwrap_or(0),
                 disk_serial,
                 watch_degraded: i32::from(status.watch_degraded.is_some()),
+                _reserved1: 0,
             },
             #[cfg(feature = "abi-test-v2")]
             test_v3_field: u64::MAX,

@@ -28,7 +28,7 @@ pub enum certstore_event_kind {
 #[repr(C)]
 #[derive(Debug)]
 pub struct certstore_event {
-    /// ROTATED or RELOAD_FAILED.
+    /// What happened (a certstore_event_kind; treat unknown kinds as informational).
     pub kind: certstore_event_kind,
     /// ROTATED: the new generation. RELOAD_FAILED: the generation still served.
     pub generation: u64,

@@ -1,7 +1,13 @@
-//! Rotation latency: from the kubelet's `..data` rename to the subscriber callback, over
-//! ROTATIONS swaps, for ECDSA P-256 and RSA-2048, next to the floor measured in the same run:
-//! a bare inotify watch on a directory plus one read of the files and
-//! `CertifiedKey::from_der` — the least any watcher must do. Prints median, p99 and the ratio.
+//! Rotation latency from the kubelet's `..data` rename, for ECDSA P-256 and RSA-2048, next to
+//! the floor measured in the same run (a bare inotify watch on the directory, through notify,
+//! plus one read of the files and `CertifiedKey::from_der` on notify's own thread — the least
+//! any watcher must do):
+//! - publish: rename → the new generation is visible to readers (`Store::current`, Go's
+//!   handshake path), taken from the snapshot's publication time;
+//! - callback: rename → a subscriber is called;
+//! - recovery: a refused generation (mismatched key) swapped in, and a good one swapped in right
+//!   after it: the good one's rename → publish.
+//! Prints p50, p99 and the p50 ratio to the floor.
 //!
 //! `cargo bench -p certstore --bench rotation` (ROTATIONS=N to change the count).
 
@@ -9,7 +15,7 @@
 mod common;
 
 use std::sync::mpsc::{Receiver, channel};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use certstore::{Event, Options, Store};
 use common::{KubeletDir, Pair, leaf_with};
@@ -31,8 +37,35 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-/// Store: rename → callback.
-fn store_latencies(pairs: &[Pair; 2], rotations: usize) -> Vec<Duration> {
+/// Maps a `SystemTime` taken in this process onto the `Instant` clock.
+struct Clocks {
+    instant: Instant,
+    system: SystemTime,
+}
+
+impl Clocks {
+    fn now() -> Clocks {
+        Clocks {
+            instant: Instant::now(),
+            system: SystemTime::now(),
+        }
+    }
+    fn instant_of(&self, t: SystemTime) -> Instant {
+        match t.duration_since(self.system) {
+            Ok(after) => self.instant + after,
+            Err(e) => self.instant - e.duration(),
+        }
+    }
+}
+
+struct Measured {
+    publish: Vec<Duration>,
+    callback: Vec<Duration>,
+    recovery: Vec<Duration>,
+}
+
+fn store_latencies(pairs: &[Pair; 2], bad: &Pair, rotations: usize, out: &mut Measured) {
+    let clocks = Clocks::now();
     let tmp = tempfile::tempdir().unwrap();
     let mut kube = KubeletDir::new(tmp.path());
     kube.write_pair(&pairs[0]);
@@ -41,11 +74,33 @@ fn store_latencies(pairs: &[Pair; 2], rotations: usize) -> Vec<Duration> {
     let store = Store::open(options).unwrap();
     let (tx, rx) = channel();
     store.subscribe(move |event| {
-        if let Event::Rotated { .. } = event {
-            let _ = tx.send(Instant::now());
+        if let Event::Rotated { snapshot } = event {
+            let _ = tx.send((Instant::now(), snapshot.loaded_at()));
         }
     });
-    swap_and_time(&mut kube, pairs, rotations, &rx)
+    for i in 0..rotations {
+        let recovering = i % 4 == 3;
+        if recovering {
+            // A refused generation first; the good one lands right after it.
+            kube.write_pair(bad);
+        }
+        kube.write_pair(&pairs[(i + 1) % 2]);
+        let renamed = kube.last_swap.expect("write_pair swaps ..data");
+        let (called, published) = rx
+            .recv_timeout(Duration::from_secs(5))
+            .expect("the swap was observed");
+        let publish = clocks
+            .instant_of(published)
+            .saturating_duration_since(renamed);
+        if recovering {
+            out.recovery.push(publish);
+        } else {
+            out.publish.push(publish);
+            out.callback.push(called.saturating_duration_since(renamed));
+        }
+        std::thread::sleep(SETTLE);
+        while rx.try_recv().is_ok() {}
+    }
 }
 
 /// Floor: bare inotify on the directory, then read + parse + CertifiedKey::from_der.
@@ -83,38 +138,61 @@ fn main() {
     let rotations: usize = std::env::var("ROTATIONS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(if benching { 250 } else { 5 });
+        .unwrap_or(if benching { 400 } else { 8 });
+    println!("rotation latency from the kubelet ..data rename, {rotations} rotations per key");
     println!(
-        "rotation latency, kubelet ..data rename -> subscriber callback, {rotations} rotations"
-    );
-    println!(
-        "{:<10} {:>12} {:>12} {:>12} {:>12} {:>10}",
-        "key", "store p50", "store p99", "floor p50", "floor p99", "p50 ratio"
+        "{:<9} {:>17} {:>17} {:>17} {:>17} {:>21}",
+        "key",
+        "publish p50/p99",
+        "callback p50/p99",
+        "recovery p50/p99",
+        "floor p50/p99",
+        "p50 ratio pub/cb/rec"
     );
     for (name, alg) in [
         ("P-256", &rcgen::PKCS_ECDSA_P256_SHA256),
         ("RSA-2048", &rcgen::PKCS_RSA_SHA256),
     ] {
         let pairs = [leaf_with(alg, -60, 86_400), leaf_with(alg, -60, 86_400)];
-        // Interleave so both see the same machine load.
-        let mut store = Vec::new();
+        let other = leaf_with(alg, -60, 86_400);
+        let bad = Pair {
+            cert: pairs[0].cert.clone(),
+            key: other.key,
+            serial_hex: pairs[0].serial_hex.clone(),
+        };
+        let mut m = Measured {
+            publish: Vec::new(),
+            callback: Vec::new(),
+            recovery: Vec::new(),
+        };
         let mut floor = Vec::new();
+        // Interleave so both see the same machine load.
         for _ in 0..5 {
-            store.extend(store_latencies(&pairs, rotations.div_ceil(5)));
+            store_latencies(&pairs, &bad, rotations.div_ceil(5), &mut m);
             floor.extend(floor_latencies(&pairs, rotations.div_ceil(5)));
         }
-        store.sort();
-        floor.sort();
-        let (s50, s99) = (percentile(&store, 0.5), percentile(&store, 0.99));
-        let (f50, f99) = (percentile(&floor, 0.5), percentile(&floor, 0.99));
+        for v in [&mut m.publish, &mut m.callback, &mut m.recovery, &mut floor] {
+            v.sort();
+        }
+        let f50 = percentile(&floor, 0.5);
+        let cell = |v: &[Duration]| {
+            format!(
+                "{:.3}/{:.3} ms",
+                ms(percentile(v, 0.5)),
+                ms(percentile(v, 0.99))
+            )
+        };
+        let ratio = |v: &[Duration]| percentile(v, 0.5).as_secs_f64() / f50.as_secs_f64();
         println!(
-            "{:<10} {:>9.3} ms {:>9.3} ms {:>9.3} ms {:>9.3} ms {:>9.2}x",
+            "{:<9} {:>17} {:>17} {:>17} {:>17} {:>9.2}/{:.2}/{:.2}x",
             name,
-            ms(s50),
-            ms(s99),
-            ms(f50),
-            ms(f99),
-            s50.as_secs_f64() / f50.as_secs_f64()
+            cell(&m.publish),
+            cell(&m.callback),
+            cell(&m.recovery),
+            cell(&floor),
+            ratio(&m.publish),
+            ratio(&m.callback),
+            ratio(&m.recovery),
         );
     }
 }

@@ -80,7 +80,7 @@ impl Snapshot {
     pub fn fingerprint_sha256(&self) -> &[u8; 32] {
         &self.fingerprint_sha256
     }
-    /// When this generation was read and validated.
+    /// When this generation was published (for the first generation: when the store opened).
     pub fn loaded_at(&self) -> SystemTime {
         self.loaded_at
     }

@@ -489,6 +489,7 @@ impl Shared {
     fn publish(&self, mut snapshot: Snapshot) -> u64 {
         let generation = self.current.load().generation + 1;
         snapshot.generation = generation;
+        snapshot.loaded_at = SystemTime::now();
         let snapshot = Arc::new(snapshot);
         // Snapshot first, counter second: whoever sees the new counter finds the new snapshot.
         self.current.store(Arc::clone(&snapshot));

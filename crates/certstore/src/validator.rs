@@ -59,6 +59,18 @@ pub(crate) fn validate(
 ) -> Result<Snapshot, Refusal> {
     let chain = parse_certs(FileRole::Certificate, &options.cert_path, &raw.cert)?;
     let leaf = parse_x509(FileRole::Certificate, &options.cert_path, 0, &chain[0])?;
+    if leaf.version() != x509_parser::x509::X509Version::V3 {
+        // TLS clients (and rustls) accept only X.509 v3 end-entity certificates.
+        return Err(Refusal::from(Error::InvalidCertificate {
+            role: FileRole::Certificate,
+            path: options.cert_path.clone(),
+            index: 0,
+            reason: format!(
+                "X.509 version {} leaf; TLS needs version 3",
+                leaf.version().0 + 1
+            ),
+        }));
+    }
     let facts = LeafFacts {
         serial_hex: serial_hex(leaf.raw_serial()),
         not_before: leaf.validity().not_before.timestamp(),
@@ -163,6 +175,13 @@ fn certify(
                 key: options.key_path.clone(),
             })
         }
+        // The leaf's public key could not be read: a certificate problem, not a key one.
+        Err(rustls::Error::InvalidCertificate(_)) => Err(Error::InvalidCertificate {
+            role: FileRole::Certificate,
+            path: options.cert_path.clone(),
+            index: 0,
+            reason: "its public key cannot be read".into(),
+        }),
         // Every key type aws-lc-rs loads reports its public key (tested for each); should one
         // not, refusing is the safe side.
         Err(e) => Err(Error::UnsupportedKey {
