@@ -7,6 +7,7 @@
 //! - callback: rename → a subscriber is called;
 //! - recovery: a refused generation (mismatched key) swapped in, and a good one swapped in right
 //!   after it: the good one's rename → publish.
+//!
 //! Prints p50, p99 and the p50 ratio to the floor.
 //!
 //! `cargo bench -p certstore --bench rotation` (ROTATIONS=N to change the count).
