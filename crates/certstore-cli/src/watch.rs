@@ -62,6 +62,10 @@ pub fn run(args: &WatchArgs) -> i32 {
         } = &event
         {
             refused(args.json, error, Some(*served_generation));
+        } else if let Event::WatchDegraded { error, .. } = &event {
+            watch_state(args.json, "watch_degraded", Some(error));
+        } else if let Event::WatchRestored { .. } = &event {
+            watch_state(args.json, "watch_restored", None);
         }
     }
     store.shutdown();
@@ -88,6 +92,23 @@ fn served(json: bool, what: &str, snapshot: &Snapshot) {
             leaf.sha256_hex,
             leaf.subject,
         ));
+    }
+}
+
+/// inotify stopped (or resumed) watching the files; the store re-reads them on a timer meanwhile.
+fn watch_state(json: bool, what: &str, error: Option<&Error>) {
+    let now = format_unix(now_unix());
+    if json {
+        output::json(&json!({
+            "time": now,
+            "event": what,
+            "message": error.map(ToString::to_string),
+        }));
+    } else {
+        match error {
+            Some(error) => output::line(&format!("{now} {what}: {error}")),
+            None => output::line(&format!("{now} {what}")),
+        }
     }
 }
 
