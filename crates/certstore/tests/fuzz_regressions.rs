@@ -231,30 +231,83 @@ fn seeds() -> Vec<Seed> {
     out
 }
 
-#[test]
-fn seed_corpus() {
-    let write_to = std::env::var_os("CERTSTORE_FUZZ_SEEDS").map(PathBuf::from);
-    if let Some(dir) = &write_to {
-        std::fs::create_dir_all(dir).unwrap();
-    }
-    for seed in seeds() {
-        let verdict = harness::run(&seed.input);
-        match (&verdict, seed.expect) {
-            (Ok(_), None) => {}
-            (Err(error), Some(reason)) => {
-                assert_eq!(error.reason(), reason, "{}: {error}", seed.name)
-            }
-            (Ok(_), Some(reason)) => panic!("{}: accepted, expected {reason}", seed.name),
-            (Err(error), None) => panic!("{}: refused: {error}", seed.name),
-        }
-        if let Some(dir) = &write_to {
-            std::fs::write(dir.join(&seed.name), &seed.input).unwrap();
-        }
+fn check_verdict(
+    name: &str,
+    verdict: &Result<certstore::Snapshot, certstore::Error>,
+    expect: Option<Reason>,
+) {
+    match (verdict, expect) {
+        (Ok(_), None) => {}
+        (Err(error), Some(reason)) => assert_eq!(error.reason(), reason, "{name}: {error}"),
+        (Ok(_), Some(reason)) => panic!("{name}: accepted, expected {reason}"),
+        (Err(error), None) => panic!("{name}: refused: {error}"),
     }
 }
 
-/// Every input in `fuzz/regressions/` (crashes the fuzzer found, minimised) passes the fuzz
-/// target's checks now.
+/// The DER-level input for `validate_der` of a seed whose first certificate, key and first CA
+/// certificate are PEM; `None` for the others.
+fn der_input(input: &[u8]) -> Option<Vec<u8>> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let (cert, key, ca) = harness::split(input);
+    let cert = CertificateDer::from_pem_slice(cert).ok()?;
+    let key = PrivateKeyDer::from_pem_slice(key).ok()?;
+    let label = match &key {
+        PrivateKeyDer::Pkcs8(_) => 0,
+        PrivateKeyDer::Pkcs1(_) => 1,
+        PrivateKeyDer::Sec1(_) => 2,
+        _ => return None,
+    };
+    assert_eq!(harness::KEY_LABELS[label].contains("RSA"), label == 1);
+    let ca = match ca {
+        Some(ca) => Some(CertificateDer::from_pem_slice(ca).ok()?),
+        None => None,
+    };
+    Some(harness::frame_der(
+        &cert,
+        label,
+        key.secret_der(),
+        ca.as_ref().map(|c| c.as_ref()),
+    ))
+}
+
+/// Every seed gets the verdict it was made for, through both targets' framing (the DER one
+/// for the seeds that have a DER form; its one-certificate files give the same verdicts).
+#[test]
+fn seed_corpus() {
+    let write_to = std::env::var_os("CERTSTORE_FUZZ_SEEDS").map(PathBuf::from);
+    let dirs = write_to
+        .as_ref()
+        .map(|dir| (dir.join("validate"), dir.join("validate_der")));
+    if let Some((pem_dir, der_dir)) = &dirs {
+        std::fs::create_dir_all(pem_dir).unwrap();
+        std::fs::create_dir_all(der_dir).unwrap();
+    }
+    let mut der_seeds = 0;
+    for seed in seeds() {
+        check_verdict(&seed.name, &harness::run(&seed.input), seed.expect);
+        let der = der_input(&seed.input);
+        if let Some(der) = &der {
+            der_seeds += 1;
+            check_verdict(
+                &format!("{} (DER)", seed.name),
+                &harness::run_der(der),
+                seed.expect,
+            );
+        }
+        if let Some((pem_dir, der_dir)) = &dirs {
+            std::fs::write(pem_dir.join(&seed.name), &seed.input).unwrap();
+            if let Some(der) = der {
+                std::fs::write(der_dir.join(&seed.name), der).unwrap();
+            }
+        }
+    }
+    // Every key type and encoding, the mismatches, the validity and CA seeds.
+    assert!(der_seeds >= 20, "{der_seeds} seeds have a DER form");
+}
+
+/// Every input in `fuzz/regressions/` (crashes the fuzzer found, minimised; `der-*` from
+/// `validate_der`) passes the fuzz target's checks now.
 #[test]
 fn replay_regressions() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions");
@@ -264,9 +317,18 @@ fn replay_regressions() {
     for entry in entries {
         let path = entry.unwrap().path();
         let input = std::fs::read(&path).unwrap();
-        if let Err(panic) = std::panic::catch_unwind(|| harness::run(&input)) {
-            std::panic::resume_unwind(panic);
-        }
+        // The file's name says which target found it.
+        let der = path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("der-");
+        println!("{}", path.display());
+        let _ = if der {
+            harness::run_der(&input)
+        } else {
+            harness::run(&input)
+        };
     }
 }
 

@@ -52,6 +52,82 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 /// files and parsed, and a refusal never quotes the key file.
 pub fn run(data: &[u8]) -> Result<certstore::Snapshot, certstore::Error> {
     let (cert, key, ca) = split(data);
+    run_files(cert, key, ca)
+}
+
+/// The labels a key DER is wrapped in by [`run_der`], chosen by the key part's first byte.
+pub const KEY_LABELS: [&str; 3] = ["PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY"];
+
+/// The DER-level input of the `validate_der` target: the fuzzer mutates DER, not base64, so
+/// it reaches deep into the X.509 and key parsers. Framing: `u16 LE length ‖ certificate DER ‖
+/// u16 LE length ‖ label byte ‖ key DER ‖ CA DER` (no CA when empty; lengths are clamped to
+/// the bytes present). Each DER is wrapped in one PEM block, then checked as [`run`] does.
+pub fn run_der(data: &[u8]) -> Result<certstore::Snapshot, certstore::Error> {
+    let (cert, rest) = take_prefixed(data);
+    let (key, ca) = take_prefixed(rest);
+    let (label, key) = match key.split_first() {
+        Some((&b, der)) => (KEY_LABELS[usize::from(b) % KEY_LABELS.len()], der),
+        None => (KEY_LABELS[0], key),
+    };
+    let cert_pem = pem_block("CERTIFICATE", cert);
+    let key_pem = pem_block(label, key);
+    let ca_pem = (!ca.is_empty()).then(|| pem_block("CERTIFICATE", ca));
+    run_files(&cert_pem, &key_pem, ca_pem.as_deref())
+}
+
+/// The inverse of [`run_der`]'s framing, for writing seeds.
+pub fn frame_der(cert: &[u8], label: usize, key: &[u8], ca: Option<&[u8]>) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(&(cert.len() as u16).to_le_bytes());
+    out.extend_from_slice(cert);
+    out.extend_from_slice(&(key.len() as u16 + 1).to_le_bytes());
+    out.push(label as u8);
+    out.extend_from_slice(key);
+    out.extend_from_slice(ca.unwrap_or_default());
+    out
+}
+
+fn take_prefixed(data: &[u8]) -> (&[u8], &[u8]) {
+    if data.len() < 2 {
+        return (data, &[]);
+    }
+    let len = usize::from(u16::from_le_bytes([data[0], data[1]])).min(data.len() - 2);
+    data[2..].split_at(len)
+}
+
+/// One PEM block: written here rather than by the library so that the target does not test
+/// the encoder with itself.
+pub fn pem_block(label: &str, der: &[u8]) -> Vec<u8> {
+    const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut body = Vec::with_capacity(der.len().div_ceil(3) * 4);
+    for chunk in der.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, &b)| n | (u32::from(b) << (16 - 8 * i)));
+        for i in 0..4 {
+            body.push(if i <= chunk.len() {
+                B64[((n >> (18 - 6 * i)) & 63) as usize]
+            } else {
+                b'='
+            });
+        }
+    }
+    let mut out = format!("-----BEGIN {label}-----\n").into_bytes();
+    for line in body.chunks(64) {
+        out.extend_from_slice(line);
+        out.push(b'\n');
+    }
+    out.extend_from_slice(format!("-----END {label}-----\n").as_bytes());
+    out
+}
+
+/// Validates certificate, key and CA file contents and checks the invariants.
+pub fn run_files(
+    cert: &[u8],
+    key: &[u8],
+    ca: Option<&[u8]>,
+) -> Result<certstore::Snapshot, certstore::Error> {
     let verdict = certstore::check_bytes(cert, key, ca, NOW);
     match &verdict {
         Ok(snapshot) => check_accepted(snapshot, cert, key, ca),

@@ -102,6 +102,17 @@ pub fn run(rotations: usize, bad_every: usize, sample_every: usize, keys: usize)
     });
 
     let mut report = Report::default();
+    // The measurements' own memory is made resident before the first sample, so that the RSS
+    // samples show the store's growth, not these vectors'.
+    for v in [
+        &mut report.publish,
+        &mut report.recovery,
+        &mut report.refusal,
+    ] {
+        v.resize(rotations, Duration::ZERO);
+        v.clear();
+    }
+    report.samples.reserve(rotations / sample_every.max(1) + 2);
     report.samples.push(Sample {
         rotations: 0,
         resources: Resources::now(),
