@@ -38,7 +38,8 @@ MDATAGEN := build/bin/mdatagen
 IMAGE ?= localhost/otelcol-certstore:$(VERSION)
 
 .PHONY: all build install uninstall header header-check test test-rust test-c test-go lint generate \
-        bench bench-rust bench-go collector e2e image e2e-container demo example-c clean
+        bench bench-rust bench-go soak fuzz fuzz-short collector e2e image e2e-container demo \
+        example-c clean
 
 all: build
 
@@ -96,7 +97,7 @@ header:
 header-check:
 	$(CARGO) test -q -p certstore-ffi --test header
 
-test: lint test-rust test-c test-go e2e e2e-container
+test: lint test-rust fuzz-short test-c test-go e2e e2e-container
 
 test-rust:
 	$(CARGO) test --workspace
@@ -148,7 +149,23 @@ test-go: build
 	cd go-bindings && CGO_ENABLED=0 $(GO) build $(GO_PKGS)
 	cd go-bindings && CGO_ENABLED=0 $(GO) test -count=1 -run WithoutCgo $(GO_PKGS)
 
-bench: bench-rust bench-go
+bench: bench-rust bench-go soak
+
+# 10,000 kubelet rotations against one store: RSS, descriptors and threads every 1,000 rotations
+# (flat is the target) and the publish latency distribution.
+soak:
+	$(CARGO) bench -p certstore --bench soak
+
+# The validate fuzz target (crates/certstore/fuzz, cargo-fuzz on the stable compiler) from the
+# generated seed corpus; the corpus it grows stays in build/fuzz/corpus for the next run.
+# `make test` runs it briefly; `make fuzz` for FUZZ_SECONDS (default 10 minutes).
+FUZZ_SECONDS ?= 600
+FUZZ_SHORT_SECONDS ?= 45
+fuzz:
+	bash crates/certstore/fuzz/run.sh $(FUZZ_SECONDS)
+
+fuzz-short:
+	bash crates/certstore/fuzz/run.sh $(FUZZ_SHORT_SECONDS)
 
 bench-rust:
 	$(CARGO) bench -p certstore-ffi --bench get_current
