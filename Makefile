@@ -28,8 +28,12 @@ PC_IN := crates/certstore-ffi/certstore.pc.in
 LIB_DIR := $(CURDIR)/build/lib
 PC_DIR := $(CURDIR)/build/pkgconfig
 # Go through the uninstalled .pc; the shared library (the default link) is found at run time
-# through LD_LIBRARY_PATH.
-GO_ENV := PKG_CONFIG_PATH=$(PC_DIR) LD_LIBRARY_PATH=$(LIB_DIR)
+# through LD_LIBRARY_PATH. The go command's build cache keys a cgo package on its #cgo lines
+# and CGO_* variables, not on what pkg-config printed nor on headers outside the package: a
+# package compiled against another tree's paths or an older certstore.h would be reused.
+# CGO_CFLAGS carries an ID of the tree and the header so that such a change rebuilds it.
+CGO_ID := $(shell { echo $(CURDIR); cat include/certstore.h $(PC_IN); } | sha256sum | cut -c1-16)
+GO_ENV := PKG_CONFIG_PATH=$(PC_DIR) LD_LIBRARY_PATH=$(LIB_DIR) CGO_CFLAGS="-O2 -g -DCERTSTORE_CGO_ID=$(CGO_ID)"
 # go-bindings is a workspace of two modules (go.work); `./...` does not span modules there.
 GO_PKGS := ./certstore/... ./certstoreextension/...
 # mdatagen, pinned in go-bindings/certstoreextension/internal/tools/go.mod, writes the

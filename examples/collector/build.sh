@@ -81,6 +81,11 @@ export GOPROXY="file://$PROXY,$("$GO" env GOPROXY)"
 export GONOSUMDB="$MODULE_ROOT"
 export GOWORK=off
 export PKG_CONFIG_PATH="$PREFIX/lib/pkgconfig"
+# The go command's build cache does not see pkg-config's output or the installed header (see
+# the Makefile's CGO_ID): an ID of both in CGO_CFLAGS makes a changed install rebuild the
+# cgo package instead of reusing one compiled against another prefix or header.
+CGO_CFLAGS="-O2 -g -DCERTSTORE_CGO_ID=$(cat "$PREFIX/include/certstore.h" "$PREFIX"/lib/pkgconfig/*.pc | sha256sum | cut -c1-16)"
+export CGO_CFLAGS
 
 # build MODE NAME: runs ocb on a copy of builder-config.yaml with its own output path (and,
 # for the static mode, the build tag the manifest's comment shows).
