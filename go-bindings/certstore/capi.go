@@ -32,8 +32,28 @@ func newError(op string, code C.enum_certstore_code, cerr *C.certstore_error) er
 	e := &Error{Op: op, Code: int(code), CodeName: C.GoString(C.certstore_code_name(C.int32_t(code)))}
 	if cerr != nil {
 		e.Message = C.GoString(C.certstore_error_message(cerr))
+		e.Reason = reasonName(C.certstore_error_reason(cerr))
 	}
 	return e
+}
+
+// loadError is the *Error of a refused generation (status, RELOAD_FAILED event); cerr is
+// borrowed.
+func loadError(cerr *C.certstore_error) *Error {
+	e := &Error{Op: "reload", Code: int(C.CERTSTORE_ERR_LOAD), CodeName: C.GoString(C.certstore_code_name(C.int32_t(C.CERTSTORE_ERR_LOAD)))}
+	if cerr != nil {
+		e.Message = C.GoString(C.certstore_error_message(cerr))
+		e.Reason = reasonName(C.certstore_error_reason(cerr))
+	}
+	return e
+}
+
+// reasonName is the library's stable name of a refusal reason; "" for none.
+func reasonName(r C.enum_certstore_reason) string {
+	if r == C.CERTSTORE_REASON_NONE {
+		return ""
+	}
+	return C.GoString(C.certstore_reason_name(C.int32_t(r)))
 }
 
 // storeHandle is the user data the library passes back to certstoreGoEvent. A type of its
@@ -158,9 +178,22 @@ func cStatus(cs *C.certstore_store) (Status, error) {
 	if info.not_after_unix != 0 {
 		st.NotAfter = time.Unix(int64(info.not_after_unix), 0)
 	}
+	// The library fills the version-2 fields only when it knows them (struct_size comes back
+	// as the number of bytes it wrote): an older library leaves them zero, i.e. "equal".
+	if uintptr(info.struct_size) >= unsafe.Offsetof(info._reserved1) {
+		st.DiskDiffers = info.disk_differs != 0
+		if st.DiskDiffers {
+			st.DiskReason = reasonName(C.enum_certstore_reason(info.disk_reason))
+			st.DiskDiffersSince = unixMilli(int64(info.disk_differs_since_unix_ms))
+		}
+		st.DiskSerial = C.GoString(&info.disk_serial[0])
+		if info.disk_not_after_unix != 0 {
+			st.DiskNotAfter = time.Unix(int64(info.disk_not_after_unix), 0)
+		}
+		st.WatchDegraded = info.watch_degraded != 0
+	}
 	if cerr != nil {
-		st.LastError = &Error{Op: "reload", Code: int(C.CERTSTORE_ERR_LOAD), CodeName: C.GoString(C.certstore_code_name(C.int32_t(C.CERTSTORE_ERR_LOAD))),
-			Message: C.GoString(C.certstore_error_message(cerr))}
+		st.LastError = loadError(cerr)
 		C.certstore_error_free(cerr)
 	}
 	return st, nil
@@ -206,6 +239,12 @@ func cCurrent(cs *C.certstore_store, have uint64) (*rawSnapshot, error) {
 	if p := C.certstore_snapshot_fingerprint_sha256(snap); p != nil {
 		copy(r.fingerprint[:], C.GoBytes(unsafe.Pointer(p), C.CERTSTORE_SHA256_LEN))
 	}
+	if n := int(C.certstore_snapshot_ca_count(snap)); n > 0 {
+		r.caNotAfter = make([]time.Time, n)
+		for i := range n {
+			r.caNotAfter[i] = time.Unix(int64(C.certstore_snapshot_ca_not_after(snap, C.size_t(i))), 0)
+		}
+	}
 	return r, nil
 }
 
@@ -232,11 +271,21 @@ func certstoreGoEvent(ev *C.certstore_event, userData C.uintptr_t) {
 		}
 		s.onRotated(rotated)
 	case C.CERTSTORE_EVENT_RELOAD_FAILED:
-		e := &Error{Op: "reload", Code: int(C.CERTSTORE_ERR_LOAD), CodeName: C.GoString(C.certstore_code_name(C.int32_t(C.CERTSTORE_ERR_LOAD)))}
+		e := loadError(ev.error)
+		s.enqueue(Event{Kind: EventReloadFailed, Generation: uint64(ev.generation), Err: e, Reason: e.Reason})
+	case C.CERTSTORE_EVENT_WATCH_DEGRADED:
+		out := Event{Kind: EventWatchDegraded, Generation: uint64(ev.generation)}
 		if ev.error != nil {
-			e.Message = C.GoString(C.certstore_error_message(ev.error))
+			e := &Error{Op: "watch", Code: int(C.CERTSTORE_ERR_WATCH), CodeName: C.GoString(C.certstore_code_name(C.int32_t(C.CERTSTORE_ERR_WATCH))),
+				Message: C.GoString(C.certstore_error_message(ev.error)), Reason: reasonName(C.certstore_error_reason(ev.error))}
+			out.Err, out.Reason = e, e.Reason
 		}
-		s.onReloadFailed(uint64(ev.generation), e)
+		s.enqueue(out)
+	case C.CERTSTORE_EVENT_WATCH_RESTORED:
+		s.enqueue(Event{Kind: EventWatchRestored, Generation: uint64(ev.generation)})
+	default:
+		// A kind added by a newer library: informational, passed on with its number.
+		s.enqueue(Event{Kind: EventKind(ev.kind), Generation: uint64(ev.generation)})
 	}
 }
 

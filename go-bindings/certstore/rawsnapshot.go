@@ -11,4 +11,5 @@ type rawSnapshot struct {
 	notBefore, notAfter time.Time
 	serial              string
 	fingerprint         [32]byte
+	caNotAfter          []time.Time // per CA of caPEM, in order, from the library
 }

@@ -25,6 +25,7 @@ func buildSnapshot(raw *rawSnapshot) (*Snapshot, error) {
 		NotAfter:          raw.notAfter,
 		Serial:            raw.serial,
 		FingerprintSHA256: raw.fingerprint,
+		CANotAfter:        raw.caNotAfter,
 	}
 	chain := certDERs(raw.certPEM)
 	if len(chain) == 0 {

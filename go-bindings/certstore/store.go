@@ -41,6 +41,9 @@ type Snapshot struct {
 	Certificate tls.Certificate
 	// CACerts are the certificates of the current CA bundle (nil without a CA file).
 	CACerts []*x509.Certificate
+	// CANotAfter is the notAfter of each certificate of CACerts, in the same order, as the
+	// library read it from the DER it validated.
+	CANotAfter []time.Time
 	// CAPool is the current trust: CACerts plus, during a CA overlap, the previous bundle.
 	// nil without a CA file.
 	CAPool *x509.CertPool
@@ -62,6 +65,11 @@ const (
 	EventRotated EventKind = iota + 1
 	// EventReloadFailed: new files were refused; the previous generation is still served.
 	EventReloadFailed
+	// EventWatchDegraded: inotify cannot watch (all of) the files; the store re-reads them
+	// on a timer until the watch is back. Err says why.
+	EventWatchDegraded
+	// EventWatchRestored: every watch is in place again.
+	EventWatchRestored
 )
 
 func (k EventKind) String() string {
@@ -70,11 +78,16 @@ func (k EventKind) String() string {
 		return "rotated"
 	case EventReloadFailed:
 		return "reload-failed"
+	case EventWatchDegraded:
+		return "watch-degraded"
+	case EventWatchRestored:
+		return "watch-restored"
 	}
 	return fmt.Sprintf("EventKind(%d)", int(k))
 }
 
-// Event is delivered to Subscribe callbacks.
+// Event is delivered to Subscribe callbacks. A kind this package does not know (added by a
+// newer library) is delivered with only Kind and Generation set; treat it as informational.
 type Event struct {
 	Kind EventKind
 	// Generation is the new generation (EventRotated) or the one still served
@@ -84,8 +97,12 @@ type Event struct {
 	// generation is announced with its own facts, even when two rotations follow closely.
 	Serial   string
 	NotAfter time.Time
-	// Err says why a reload failed (EventReloadFailed only).
+	// Err says why a reload failed (EventReloadFailed) or the watch degraded
+	// (EventWatchDegraded).
 	Err error
+	// Reason is the stable name of why (e.g. "key_mismatch", the values of Error.Reason);
+	// "" for other kinds.
+	Reason string
 }
 
 // Status is a point-in-time view of a Store's counters.
@@ -96,6 +113,22 @@ type Status struct {
 	LastError error
 	// NotAfter is the end of the validity window of the served leaf.
 	NotAfter time.Time
+
+	// DiskDiffers is true while the files on disk hold something other than the served
+	// generation (refused, or being retried): the classic "served is not what is on disk".
+	DiskDiffers bool
+	// DiskReason is the stable name of why the disk generation is not served (the values of
+	// Error.Reason, e.g. "key_mismatch"); "" while disk and served agree.
+	DiskReason string
+	// DiskDiffersSince is when the disk began to differ; zero while they agree.
+	DiskDiffersSince time.Time
+	// DiskSerial (lowercase hex) and DiskNotAfter describe the leaf on disk when it parsed,
+	// refused or not; "" and zero when it did not.
+	DiskSerial   string
+	DiskNotAfter time.Time
+	// WatchDegraded is true while inotify cannot watch (all of) the files and the store
+	// re-reads them on a timer instead.
+	WatchDegraded bool
 }
 
 // Error is an error reported by the Rust library.
@@ -104,6 +137,10 @@ type Error struct {
 	Code     int    // certstore_code
 	CodeName string // e.g. "CERTSTORE_ERR_LOAD"
 	Message  string // human-readable reason, names the file
+	// Reason is the library's stable name of why the files were refused: key_mismatch,
+	// expired, not_yet_valid, encrypted_key, unsupported_key, parse_error, too_large,
+	// not_regular_file, missing, io_error, other; "" when the library gave none.
+	Reason string
 }
 
 func (e *Error) Error() string {
@@ -366,12 +403,22 @@ func (s *Store) rotateTicketKeys() {
 	s.ticketTimer.Reset(ticketKeyRotation)
 }
 
-// Current returns the generation being served.
+// Current returns the generation being served. While the library holds a generation Go
+// cannot use, that is still the previous one (Status says why). The returned Snapshot is the
+// caller's: its CAPool is a copy.
 func (s *Store) Current() (*Snapshot, error) {
 	if err := s.refresh(); err != nil {
-		return nil, err
+		if errors.Is(err, ErrClosed) {
+			return nil, err
+		}
+		s.unusableGen.Store(s.libGeneration.load())
 	}
 	snap := *s.current().snap
+	if snap.CAPool != nil {
+		snap.CAPool = snap.CAPool.Clone()
+	}
+	snap.CACerts = append([]*x509.Certificate(nil), snap.CACerts...)
+	snap.CANotAfter = append([]time.Time(nil), snap.CANotAfter...)
 	return &snap, nil
 }
 
@@ -421,6 +468,10 @@ func (s *Store) Status() Status {
 			// the previous one is still served, say so.
 			st.LastError = err
 			st.Generation = s.Generation()
+			// What is served is then not what is on disk either.
+			if !st.DiskDiffers {
+				st.DiskDiffers, st.DiskReason, st.DiskDiffersSince = true, "other", st.LastSuccess
+			}
 		}
 	}
 	return st
@@ -466,10 +517,6 @@ func (s *Store) onRotated(rotated Event) {
 		return
 	}
 	s.enqueue(rotated)
-}
-
-func (s *Store) onReloadFailed(gen uint64, err error) {
-	s.enqueue(Event{Kind: EventReloadFailed, Generation: gen, Err: err})
 }
 
 func (s *Store) enqueue(ev Event) {
