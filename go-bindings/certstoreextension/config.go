@@ -15,6 +15,8 @@ import (
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/config/configtls"
+
+	"github.com/certstore-dev/certstore/go-bindings/certstore"
 )
 
 // Client authentication modes accepted by client_auth, with the meaning of Go's
@@ -36,6 +38,14 @@ const (
 //	    key_file: /certs/tls.key
 //	    ca_file: /certs/ca.crt
 //	    client_auth: require
+//
+// Several certificates on one listener, chosen by the server name the client sends (SNI):
+//
+//	extensions:
+//	  certstore:
+//	    certificates:
+//	      - {cert_file: /certs/a/tls.crt, key_file: /certs/a/tls.key}  # default: first
+//	      - {cert_file: /certs/b/tls.crt, key_file: /certs/b/tls.key, server_names: [otel.b.example]}
 type Config struct {
 	TLS    TLSConfig           `mapstructure:",squash"`
 	Server ServerSideConfig    `mapstructure:",squash"`
@@ -54,6 +64,10 @@ type TLSConfig struct {
 	CertFile string `mapstructure:"cert_file"`
 	// KeyFile is the PEM private key matching CertFile (not encrypted).
 	KeyFile string `mapstructure:"key_file"`
+	// Certificates replaces CertFile/KeyFile with several certificates: servers pick one by
+	// the client's server name (SNI), the first when none matches or no name is sent; clients
+	// present the first.
+	Certificates []CertificateConfig `mapstructure:"certificates"`
 	// CAFile is a PEM CA bundle: the client CAs on the server side, the roots on the client side.
 	CAFile string `mapstructure:"ca_file"`
 	// IncludeSystemCACertsPool adds the system roots to ca_file on the client side.
@@ -70,6 +84,19 @@ type TLSConfig struct {
 	// CAOverlap is how long the previous CA bundle stays trusted after ca_file changes. 0 (the
 	// default) drops it at once.
 	CAOverlap time.Duration `mapstructure:"ca_overlap"`
+}
+
+// CertificateConfig is one entry of certificates.
+type CertificateConfig struct {
+	CertFile string `mapstructure:"cert_file"`
+	KeyFile  string `mapstructure:"key_file"`
+	// ServerNames are the server names this certificate is served for: "otel.example.com" or
+	// "*.example.com" (one label), case-insensitive. Empty: the DNS names of the certificate
+	// served at the moment, taken again after every rotation.
+	ServerNames []string `mapstructure:"server_names"`
+
+	// prevent unkeyed literal initialization
+	_ struct{}
 }
 
 // ServerSideConfig holds what only receivers use.
@@ -139,11 +166,15 @@ func (t *TLSConfig) configtlsConfig() configtls.Config {
 // Validate checks the configuration; the files themselves are checked when the extension starts.
 func (cfg *Config) Validate() error {
 	var errs []error
-	if strings.TrimSpace(cfg.TLS.CertFile) == "" {
-		errs = append(errs, errors.New("cert_file is required (the PEM certificate to serve, e.g. /certs/tls.crt)"))
-	}
-	if strings.TrimSpace(cfg.TLS.KeyFile) == "" {
-		errs = append(errs, errors.New("key_file is required (the PEM private key of cert_file, e.g. /certs/tls.key)"))
+	if cfg.TLS.Certificates != nil {
+		errs = append(errs, validateCertificates(cfg.TLS)...)
+	} else {
+		if strings.TrimSpace(cfg.TLS.CertFile) == "" {
+			errs = append(errs, errors.New("cert_file is required (the PEM certificate to serve, e.g. /certs/tls.crt), or certificates (a list of cert_file, key_file and server_names)"))
+		}
+		if strings.TrimSpace(cfg.TLS.KeyFile) == "" {
+			errs = append(errs, errors.New("key_file is required (the PEM private key of cert_file, e.g. /certs/tls.key)"))
+		}
 	}
 	switch cfg.Server.ClientAuth {
 	case "", ClientAuthNone, ClientAuthRequest:
@@ -183,13 +214,66 @@ func (cfg *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// validateCertificates checks the certificates list: each entry has both files, and explicit
+// server names are names ServerTLSConfigSNI accepts, each given for one entry only.
+func validateCertificates(t TLSConfig) []error {
+	var errs []error
+	if t.CertFile != "" || t.KeyFile != "" {
+		errs = append(errs, errors.New("cert_file/key_file and certificates are two forms of the same setting: "+
+			"use certificates alone (its first entry is the default certificate) or cert_file and key_file alone"))
+	}
+	if len(t.Certificates) == 0 {
+		errs = append(errs, errors.New("certificates is empty: list at least one {cert_file, key_file}"))
+	}
+	owner := map[string]int{} // normalized server name -> entry
+	for i, c := range t.Certificates {
+		cert, key := strings.TrimSpace(c.CertFile), strings.TrimSpace(c.KeyFile)
+		switch {
+		case cert == "" && key == "" && len(c.ServerNames) == 0:
+			errs = append(errs, fmt.Errorf("certificates[%d] is empty: cert_file and key_file are required", i))
+			continue
+		case cert == "":
+			errs = append(errs, fmt.Errorf("certificates[%d]: cert_file is required", i))
+		case key == "":
+			errs = append(errs, fmt.Errorf("certificates[%d] (%s): key_file is required", i, c.CertFile))
+		}
+		for _, n := range c.ServerNames {
+			norm, err := certstore.NormalizeServerName(n)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("certificates[%d] (%s): server_names: %w", i, c.CertFile, err))
+				continue
+			}
+			if j, dup := owner[norm]; dup && j != i {
+				errs = append(errs, fmt.Errorf("certificates[%d] (%s): server name %q is also given for certificates[%d] (%s)",
+					i, c.CertFile, n, j, t.Certificates[j].CertFile))
+				continue
+			}
+			owner[norm] = i
+		}
+	}
+	return errs
+}
+
+// certificates returns the configured certificates, the default first: the certificates list,
+// or the single cert_file/key_file.
+func (t *TLSConfig) certificates() []CertificateConfig {
+	if t.Certificates != nil {
+		return t.Certificates
+	}
+	return []CertificateConfig{{CertFile: t.CertFile, KeyFile: t.KeyFile}}
+}
+
 // validateCopyDir refuses a validated_dir that would overwrite or hide the source files.
 func validateCopyDir(dir string, t TLSConfig) error {
 	if !filepath.IsAbs(dir) {
 		return fmt.Errorf("validated_dir %q must be an absolute path", dir)
 	}
 	clean := filepath.Clean(dir)
-	for _, f := range []string{t.CertFile, t.KeyFile, t.CAFile} {
+	files := []string{t.CAFile}
+	for _, c := range t.certificates() {
+		files = append(files, c.CertFile, c.KeyFile)
+	}
+	for _, f := range files {
 		if f != "" && filepath.Dir(filepath.Clean(f)) == clean {
 			return fmt.Errorf("validated_dir %q must not be the directory of the source files (%s)", dir, f)
 		}

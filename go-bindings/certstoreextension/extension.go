@@ -59,8 +59,10 @@ type certstoreExtension struct {
 	logger *zap.Logger
 	set    component.TelemetrySettings
 
-	// Set by Start, read-only afterwards.
+	// Set by Start, read-only afterwards. store is the default certificate (clients,
+	// validated_dir); stores holds every certificate, store first.
 	store      *certstore.Store
+	stores     []*certstore.Store
 	grpcServer *tls.Config // NextProtos h2 (grpc-go enforces ALPN)
 	httpServer *tls.Config // NextProtos h2, http/1.1
 	client     *tls.Config
@@ -91,14 +93,14 @@ func newExtension(cfg *Config, set extension.Settings) *certstoreExtension {
 	}
 }
 
-func (e *certstoreExtension) options() certstore.Options {
+func (e *certstoreExtension) options(c CertificateConfig) certstore.Options {
 	reload := e.cfg.TLS.ReloadInterval
 	if reload == 0 {
 		reload = -1 // the Go package reads 0 as "default"; the YAML's 0 means "off"
 	}
 	return certstore.Options{
-		CertFile:       e.cfg.TLS.CertFile,
-		KeyFile:        e.cfg.TLS.KeyFile,
+		CertFile:       c.CertFile,
+		KeyFile:        c.KeyFile,
 		CAFile:         e.cfg.TLS.CAFile,
 		ReloadInterval: reload,
 		CAOverlap:      e.cfg.TLS.CAOverlap,
@@ -112,11 +114,12 @@ func (e *certstoreExtension) Start(_ context.Context, host component.Host) error
 	if err != nil {
 		return fmt.Errorf("certstore %s: %w", e.id, err)
 	}
-	store, err := certstore.Open(e.options())
+	stores, err := e.openStores()
 	if err != nil {
 		return fmt.Errorf("certstore %s: %w", e.id, err)
 	}
-	e.store = store
+	store := stores[0]
+	e.store, e.stores = store, stores
 	e.host = host
 
 	srv := base.Clone()
@@ -124,13 +127,8 @@ func (e *certstoreExtension) Start(_ context.Context, host component.Host) error
 	srv.ClientAuth = e.cfg.clientAuthType()
 	grpcBase := srv.Clone()
 	grpcBase.NextProtos = []string{"h2"}
-	e.grpcServer = store.ServerTLSConfig(grpcBase)
 	httpBase := srv.Clone()
 	httpBase.NextProtos = []string{"h2", "http/1.1"}
-	e.httpServer = store.ServerTLSConfig(httpBase)
-	e.clientBase = base.Clone()
-	e.client = e.ClientTLSConfigForServer(e.cfg.Client.ServerNameOverride)
-	e.grpcClient = newClientCreds(e.cfg.Client.ServerNameOverride, e.clientSource(nil))
 
 	fail := func(err error) error {
 		if e.telemetry != nil {
@@ -138,22 +136,33 @@ func (e *certstoreExtension) Start(_ context.Context, host component.Host) error
 			e.telemetry = nil
 		}
 		e.closed = true
-		_ = store.Close()
+		_ = e.closeStores()
 		return fmt.Errorf("certstore %s: %w", e.id, err)
 	}
+	if e.grpcServer, err = e.serverTLSConfig(grpcBase); err != nil {
+		return fail(err)
+	}
+	if e.httpServer, err = e.serverTLSConfig(httpBase); err != nil {
+		return fail(err)
+	}
+	e.clientBase = base.Clone()
+	e.client = e.ClientTLSConfigForServer(e.cfg.Client.ServerNameOverride)
+	e.grpcClient = newClientCreds(e.cfg.Client.ServerNameOverride, e.clientSource(nil))
 	tel, err := newTelemetry(e.set, e.id, store)
 	if err != nil {
 		return fail(fmt.Errorf("telemetry: %w", err))
 	}
 	e.telemetry = tel
 
-	if snap, err := store.Current(); err == nil {
-		e.logger.Info("Certificate loaded",
-			zap.String("cert_file", e.cfg.TLS.CertFile),
-			zap.String("serial", snap.Serial),
-			zap.Time("not_after", snap.NotAfter),
-			zap.Uint64("generation", snap.Generation),
-			zap.Int("ca_certs", len(snap.CACerts)))
+	for i, s := range stores {
+		if snap, err := s.Current(); err == nil {
+			e.logger.Info("Certificate loaded",
+				zap.String("cert_file", e.certFile(i)),
+				zap.String("serial", snap.Serial),
+				zap.Time("not_after", snap.NotAfter),
+				zap.Uint64("generation", snap.Generation),
+				zap.Int("ca_certs", len(snap.CACerts)))
+		}
 	}
 	if dir := e.cfg.Copy.ValidatedDir; dir != "" {
 		w, err := newCopyWriter(dir)
@@ -171,7 +180,16 @@ func (e *certstoreExtension) Start(_ context.Context, host component.Host) error
 	}
 
 	e.lastStatus = statusOK // what the service reports once Start returns
-	e.unsub = store.Subscribe(e.onEvent)
+	unsubs := make([]func(), len(stores))
+	for i, s := range stores {
+		c := e.cfg.TLS.certificates()[i]
+		unsubs[i] = s.Subscribe(func(ev certstore.Event) { e.onEvent(c, ev) })
+	}
+	e.unsub = func() {
+		for _, u := range unsubs {
+			u()
+		}
+	}
 	e.stop = make(chan struct{})
 	e.done = make(chan struct{})
 	go e.checkLoop()
@@ -179,7 +197,7 @@ func (e *certstoreExtension) Start(_ context.Context, host component.Host) error
 	return nil
 }
 
-func (e *certstoreExtension) onEvent(ev certstore.Event) {
+func (e *certstoreExtension) onEvent(c CertificateConfig, ev certstore.Event) {
 	if e.stopping.Load() {
 		// An event dispatched before Shutdown unsubscribed: nothing may be reported after it.
 		return
@@ -187,18 +205,29 @@ func (e *certstoreExtension) onEvent(ev certstore.Event) {
 	switch ev.Kind {
 	case certstore.EventRotated:
 		e.logger.Info("Certificate rotated",
-			zap.String("cert_file", e.cfg.TLS.CertFile),
+			zap.String("cert_file", c.CertFile),
 			zap.String("serial", ev.Serial),
 			zap.Time("not_after", ev.NotAfter),
 			zap.Uint64("generation", ev.Generation))
 	case certstore.EventReloadFailed:
 		// An error, without the stack trace zap adds at error level (it says nothing here).
 		e.logger.WithOptions(zap.AddStacktrace(zap.DPanicLevel)).Error("Certificate reload failed; still serving the last good certificate",
-			zap.String("cert_file", e.cfg.TLS.CertFile),
-			zap.String("key_file", e.cfg.TLS.KeyFile),
+			zap.String("cert_file", c.CertFile),
+			zap.String("key_file", c.KeyFile),
 			zap.String("ca_file", e.cfg.TLS.CAFile),
 			zap.Uint64("serving_generation", ev.Generation),
+			zap.String("reason", ev.Reason),
 			zap.Error(ev.Err))
+		e.mu.Lock()
+		if !e.stopping.Load() {
+			e.telemetry.reloadFailed(ev.Reason)
+		}
+		e.mu.Unlock()
+	case certstore.EventWatchDegraded:
+		e.logger.Warn("Cannot watch the certificate files; re-reading them on a timer until the watch is back",
+			zap.String("cert_file", c.CertFile), zap.Error(ev.Err))
+	case certstore.EventWatchRestored:
+		e.logger.Info("Watching the certificate files again", zap.String("cert_file", c.CertFile))
 	}
 	e.check()
 }
@@ -231,7 +260,7 @@ func (e *certstoreExtension) check() {
 	}
 	now := time.Now()
 	e.logExpiryLocked(now)
-	ev, key := e.evaluateStatus(e.store.Status(), now)
+	ev, key := e.evaluateStatus(e.status(), now)
 	if key != e.lastStatus && e.host != nil {
 		e.lastStatus = key
 		componentstatus.ReportStatus(e.host, ev)
@@ -281,13 +310,17 @@ func (e *certstoreExtension) expiring(now time.Time) (what string, notAfter time
 	if w == 0 {
 		return "", time.Time{}
 	}
-	snap, err := e.store.Current()
-	if err != nil {
-		return "", time.Time{}
-	}
-	if snap.NotAfter.Sub(now) < w {
+	for i, s := range e.stores {
+		snap, err := s.Current()
+		if err != nil || snap.NotAfter.Sub(now) >= w || what != "" && !snap.NotAfter.Before(notAfter) {
+			continue
+		}
 		what, notAfter = "served certificate (serial "+snap.Serial+")", snap.NotAfter
+		if len(e.stores) > 1 {
+			what = "served certificate " + e.certFile(i) + " (serial " + snap.Serial + ")"
+		}
 	}
+	// ca_file is the same for every certificate: the default Store's view of it.
 	for _, ca := range e.store.TrustedCAs() {
 		if ca.NotAfter.Sub(now) < w && (what == "" || ca.NotAfter.Before(notAfter)) {
 			what, notAfter = "CA certificate "+ca.Subject.String()+" (serial "+fmt.Sprintf("%x", ca.SerialNumber)+")", ca.NotAfter
@@ -316,6 +349,10 @@ const statusOK = "ok"
 // cannot be written, and, with expiry_status, while something expires within expiry_warning;
 // OK otherwise. A reload that finds the served files again clears LastError.
 func (e *certstoreExtension) evaluateStatus(st certstore.Status, now time.Time) (*componentstatus.Event, string) {
+	if st.DiskDiffers && !errors.Is(st.LastError, certstore.ErrClosed) {
+		err := e.divergence(st)
+		return componentstatus.NewRecoverableErrorEvent(err), "disk-differs:" + err.Error()
+	}
 	if st.LastError != nil && !errors.Is(st.LastError, certstore.ErrClosed) {
 		err := fmt.Errorf("certificate reload failed, serving generation %d: %w", st.Generation, st.LastError)
 		return componentstatus.NewRecoverableErrorEvent(err), "reload-failed:" + err.Error()
@@ -339,6 +376,32 @@ func (e *certstoreExtension) evaluateStatus(st certstore.Status, now time.Time) 
 	return componentstatus.NewEvent(componentstatus.StatusOK), statusOK
 }
 
+// divergence says what is served, what is on disk and why the disk's files are not served.
+func (e *certstoreExtension) divergence(st certstore.Status) error {
+	served := fmt.Sprintf("generation %d", st.Generation)
+	if e.store != nil {
+		if snap, err := e.store.Current(); err == nil {
+			served += ", serial " + snap.Serial
+		}
+	}
+	disk := "unparsed files"
+	if st.DiskSerial != "" {
+		disk = "serial " + st.DiskSerial
+	}
+	reason := st.DiskReason
+	if reason == "" {
+		reason = "other"
+	}
+	msg := fmt.Sprintf("certificate reload failed, serving %s; the files on disk (%s) differ: %s", served, disk, reason)
+	if !st.DiskDiffersSince.IsZero() {
+		msg += " since " + st.DiskDiffersSince.UTC().Format(time.RFC3339)
+	}
+	if st.LastError != nil {
+		return fmt.Errorf("%s: %w", msg, st.LastError)
+	}
+	return errors.New(msg)
+}
+
 // Shutdown stops watching and releases the store. Safe without Start and more than once.
 func (e *certstoreExtension) Shutdown(context.Context) error {
 	e.mu.Lock()
@@ -359,7 +422,7 @@ func (e *certstoreExtension) Shutdown(context.Context) error {
 	}
 	if e.store != nil && !e.closed {
 		e.closed = true
-		return e.store.Close()
+		return e.closeStores()
 	}
 	return nil
 }
