@@ -48,8 +48,6 @@ pub(crate) enum Trigger {
 pub(crate) struct Schedule {
     /// Read again at this instant (a retry, a slow retry of an I/O error, a notBefore).
     pub retry_at: Option<Instant>,
-    /// The reload ended in a refusal.
-    pub failed: bool,
 }
 
 /// Slow retries of a file that cannot be read (missing, EMFILE, EIO, EACCES) after the
@@ -393,13 +391,7 @@ impl Shared {
                     .last_error
                     .clone()
                     .unwrap_or_else(|| Arc::new(Error::Internal("refused again".into())));
-                (
-                    Err(error),
-                    Schedule {
-                        retry_at: None,
-                        failed: true,
-                    },
-                )
+                (Err(error), Schedule::default())
             }
             Err(failed) => {
                 let Failed {
@@ -435,10 +427,7 @@ impl Shared {
         let reason = error.reason();
         self.record_disk(hash, leaf.as_ref(), reason);
         let error = Arc::new(error);
-        let mut schedule = Schedule {
-            retry_at: None,
-            failed: true,
-        };
+        let mut schedule = Schedule::default();
         if transient(reason, complete)
             && trigger != Trigger::Explicit
             && let Some(delay) = self.options.retry_backoff.get(state.retry_step)

@@ -282,11 +282,29 @@ fn files_linked_into_place_are_seen() {
     let dir = tmp.path();
     write_pair_at(dir, &leaf());
     let store = Store::open(watch_only(&dir.join("tls.crt"), &dir.join("tls.key"))).unwrap();
+    let failures = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&failures);
+    store.subscribe(move |e| {
+        if let Event::ReloadFailed { error, .. } = e {
+            sink.lock().unwrap().push(error.reason());
+        }
+    });
     let next = leaf();
     let staging = dir.join("staging");
     write_pair_at(&staging, &next);
     for name in ["tls.key", "tls.crt"] {
         std::fs::remove_file(dir.join(name)).unwrap();
+    }
+    assert!(
+        wait_for(PATIENCE, || failures
+            .lock()
+            .unwrap()
+            .contains(&Reason::Missing)),
+        "missing files reported"
+    );
+    // Let every reload the removals caused finish, so only the links' own events are left.
+    std::thread::sleep(Duration::from_millis(1500));
+    for name in ["tls.key", "tls.crt"] {
         std::fs::hard_link(staging.join(name), dir.join(name)).unwrap();
     }
     assert!(
@@ -313,7 +331,7 @@ fn events(store: &Store) -> Arc<Mutex<Vec<String>>> {
 /// for it shows up as a failure, not as a slow test.
 fn long_backoff(cert: &Path, key: &Path) -> Options {
     let mut o = watch_only(cert, key);
-    o.retry_backoff = vec![Duration::from_secs(120); 4];
+    o.retry_backoff = vec![Duration::from_secs(30); 4];
     o
 }
 

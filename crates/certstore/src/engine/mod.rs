@@ -299,11 +299,9 @@ impl Engine {
         let added = entry.shared.options.watch && registry.update_points(id);
         let shared = registry.stores.get(&id).map(|e| Arc::clone(&e.shared));
         drop(registry);
-        // A directory watched only now may have changed before its watch existed.
-        if added
-            && schedule.failed
-            && let Some(shared) = shared
-        {
+        // A directory watched only now may have changed before its watch existed: read once
+        // more (unchanged files cost a hash compare; the set then stays the same).
+        if added && let Some(shared) = shared {
             self.dispatch(&shared, Trigger::Retry);
         }
         sys::wake(&self.wake);
