@@ -48,6 +48,8 @@ pub(crate) enum Trigger {
 pub(crate) struct Schedule {
     /// Read again at this instant (a retry, a slow retry of an I/O error, a notBefore).
     pub retry_at: Option<Instant>,
+    /// Leave the retry timer as it is (the reload learned nothing new).
+    pub keep_retry: bool,
 }
 
 /// Slow retries of a file that cannot be read (missing, EMFILE, EIO, EACCES) after the
@@ -391,7 +393,11 @@ impl Shared {
                     .last_error
                     .clone()
                     .unwrap_or_else(|| Arc::new(Error::Internal("refused again".into())));
-                (Err(error), Schedule::default())
+                let keep = Schedule {
+                    retry_at: None,
+                    keep_retry: true,
+                };
+                (Err(error), keep)
             }
             Err(failed) => {
                 let Failed {

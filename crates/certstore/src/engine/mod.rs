@@ -290,7 +290,9 @@ impl Engine {
         let Some(entry) = registry.stores.get_mut(&id) else {
             return;
         };
-        entry.timers.retry = schedule.retry_at;
+        if !schedule.keep_retry {
+            entry.timers.retry = schedule.retry_at;
+        }
         if matches!(trigger, Trigger::Timer | Trigger::Start) || entry.timers.reread.is_none() {
             entry.timers.reread = entry
                 .reread_interval()
