@@ -77,8 +77,8 @@ func TestStatusServedVersusDisk(t *testing.T) {
 	if st.DiskDiffersSince.Before(before) || st.DiskDiffersSince.After(time.Now()) {
 		t.Errorf("DiskDiffersSince %v, want between %v and now", st.DiskDiffersSince, before)
 	}
-	if st.Generation != 1 || !st.NotAfter.Equal(l1.cert.NotAfter) {
-		t.Errorf("served: generation %d notAfter %v, want 1 and %v", st.Generation, st.NotAfter, l1.cert.NotAfter)
+	if st.Generation != 1 || !st.NotAfter.Equal(l1.cert.NotAfter) || !sameSerial(st.Serial, l1.cert) {
+		t.Errorf("served: generation %d notAfter %v serial %s, want 1, %v and %s", st.Generation, st.NotAfter, st.Serial, l1.cert.NotAfter, serialHex(l1.cert))
 	}
 	var lastErr *Error
 	if !errors.As(st.LastError, &lastErr) || lastErr.Reason != "key_mismatch" {

@@ -111,8 +111,10 @@ type Status struct {
 	LastSuccess, LastFailure             time.Time
 	// LastError is the reason of the last failed reload, nil when the last reload succeeded.
 	LastError error
-	// NotAfter is the end of the validity window of the served leaf.
+	// NotAfter is the end of the validity window of the served leaf, Serial its serial
+	// number (lowercase hex).
 	NotAfter time.Time
+	Serial   string
 
 	// DiskDiffers is true while the files on disk hold something other than the served
 	// generation (refused, or being retried): the classic "served is not what is on disk".
@@ -454,7 +456,7 @@ func (s *Store) Status() Status {
 	if s.c == nil {
 		s.cmu.RUnlock()
 		snap := s.st.Load().snap
-		return Status{Generation: snap.Generation, NotAfter: snap.NotAfter, LastError: ErrClosed}
+		return Status{Generation: snap.Generation, NotAfter: snap.NotAfter, Serial: snap.Serial, LastError: ErrClosed}
 	}
 	st, err := cStatus(s.c.p)
 	s.cmu.RUnlock()
@@ -473,6 +475,11 @@ func (s *Store) Status() Status {
 				st.DiskDiffers, st.DiskReason, st.DiskDiffersSince = true, "other", st.LastSuccess
 			}
 		}
+	}
+	// What Go serves: after a refresh failure that is the previous generation, not the
+	// library's. (A rotation landing just now leaves Serial empty rather than mismatched.)
+	if snap := s.st.Load().snap; st.Generation == snap.Generation {
+		st.Serial, st.NotAfter = snap.Serial, snap.NotAfter
 	}
 	return st
 }

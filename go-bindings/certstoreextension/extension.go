@@ -378,12 +378,7 @@ func (e *certstoreExtension) evaluateStatus(st certstore.Status, now time.Time) 
 
 // divergence says what is served, what is on disk and why the disk's files are not served.
 func (e *certstoreExtension) divergence(st certstore.Status) error {
-	served := fmt.Sprintf("generation %d", st.Generation)
-	if e.store != nil {
-		if snap, err := e.store.Current(); err == nil {
-			served += ", serial " + snap.Serial
-		}
-	}
+	served := fmt.Sprintf("generation %d, serial %s", st.Generation, st.Serial)
 	disk := "unparsed files"
 	if st.DiskSerial != "" {
 		disk = "serial " + st.DiskSerial

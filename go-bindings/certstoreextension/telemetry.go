@@ -47,6 +47,22 @@ func newTelemetry(set component.TelemetrySettings, id component.ID, store *certs
 			}
 			return nil
 		}),
+		tb.RegisterCertstoreDiskDivergentCallback(func(_ context.Context, o metric.Int64Observer) error {
+			var v int64
+			if store.Status().DiskDiffers {
+				v = 1
+			}
+			o.Observe(v, metric.WithAttributes(t.inst))
+			return nil
+		}),
+		tb.RegisterCertstoreDiskDivergentDurationCallback(func(_ context.Context, o metric.Float64Observer) error {
+			var d time.Duration
+			if st := store.Status(); st.DiskDiffers && !st.DiskDiffersSince.IsZero() {
+				d = max(time.Since(st.DiskDiffersSince), 0)
+			}
+			o.Observe(d.Seconds(), metric.WithAttributes(t.inst))
+			return nil
+		}),
 		tb.RegisterCertstoreGenerationCallback(func(_ context.Context, o metric.Int64Observer) error {
 			o.Observe(int64(store.Status().Generation), metric.WithAttributes(t.inst))
 			return nil
@@ -75,6 +91,18 @@ func (t *telemetry) copyWrite(ok bool) {
 	}
 	t.tb.CertstoreValidatedCopyWrites.Add(context.Background(), 1,
 		metric.WithAttributes(t.inst, attribute.String("outcome", outcome)))
+}
+
+// reloadFailed counts a refused generation under the library's stable reason.
+func (t *telemetry) reloadFailed(reason string) {
+	if t == nil {
+		return
+	}
+	if reason == "" {
+		reason = "other" // a generation Go could not use: the library gives no reason
+	}
+	t.tb.CertstoreReloadFailures.Add(context.Background(), 1,
+		metric.WithAttributes(t.inst, attribute.String("reason", reason)))
 }
 
 func (t *telemetry) shutdown() {

@@ -25,13 +25,16 @@ func Tracer(settings component.TelemetrySettings) trace.Tracer {
 // TelemetryBuilder provides an interface for components to report telemetry
 // as defined in metadata and user config.
 type TelemetryBuilder struct {
-	meter                        metric.Meter
-	mu                           sync.Mutex
-	registrations                []metric.Registration
-	CertstoreCertificateTimeLeft metric.Float64ObservableGauge
-	CertstoreGeneration          metric.Int64ObservableGauge
-	CertstoreReloads             metric.Int64ObservableCounter
-	CertstoreValidatedCopyWrites metric.Int64Counter
+	meter                          metric.Meter
+	mu                             sync.Mutex
+	registrations                  []metric.Registration
+	CertstoreCertificateTimeLeft   metric.Float64ObservableGauge
+	CertstoreDiskDivergent         metric.Int64ObservableGauge
+	CertstoreDiskDivergentDuration metric.Float64ObservableGauge
+	CertstoreGeneration            metric.Int64ObservableGauge
+	CertstoreReloadFailures        metric.Int64Counter
+	CertstoreReloads               metric.Int64ObservableCounter
+	CertstoreValidatedCopyWrites   metric.Int64Counter
 }
 
 // TelemetryBuilderOption applies changes to default builder.
@@ -51,6 +54,36 @@ func (builder *TelemetryBuilder) RegisterCertstoreCertificateTimeLeftCallback(cb
 		cb(ctx, &observerFloat64{inst: builder.CertstoreCertificateTimeLeft, obs: o})
 		return nil
 	}, builder.CertstoreCertificateTimeLeft)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
+// RegisterCertstoreDiskDivergentCallback sets callback for observable CertstoreDiskDivergent metric.
+func (builder *TelemetryBuilder) RegisterCertstoreDiskDivergentCallback(cb metric.Int64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerInt64{inst: builder.CertstoreDiskDivergent, obs: o})
+		return nil
+	}, builder.CertstoreDiskDivergent)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
+// RegisterCertstoreDiskDivergentDurationCallback sets callback for observable CertstoreDiskDivergentDuration metric.
+func (builder *TelemetryBuilder) RegisterCertstoreDiskDivergentDurationCallback(cb metric.Float64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerFloat64{inst: builder.CertstoreDiskDivergentDuration, obs: o})
+		return nil
+	}, builder.CertstoreDiskDivergentDuration)
 	if err != nil {
 		return err
 	}
@@ -134,10 +167,28 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		metric.WithUnit("s"),
 	)
 	errs = errors.Join(errs, err)
+	builder.CertstoreDiskDivergent, err = builder.meter.Int64ObservableGauge(
+		"otelcol_certstore_disk_divergent",
+		metric.WithDescription("1 while the certificate files on disk hold something other than the served generation (a refused rotation), 0 while they agree. [Alpha]"),
+		metric.WithUnit("1"),
+	)
+	errs = errors.Join(errs, err)
+	builder.CertstoreDiskDivergentDuration, err = builder.meter.Float64ObservableGauge(
+		"otelcol_certstore_disk_divergent_duration",
+		metric.WithDescription("How long the files on disk have differed from the served generation; 0 while they agree. [Alpha]"),
+		metric.WithUnit("s"),
+	)
+	errs = errors.Join(errs, err)
 	builder.CertstoreGeneration, err = builder.meter.Int64ObservableGauge(
 		"otelcol_certstore_generation",
 		metric.WithDescription("Generation of the served certificate files; increases by one on every rotation. [Alpha]"),
 		metric.WithUnit("{generation}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.CertstoreReloadFailures, err = builder.meter.Int64Counter(
+		"otelcol_certstore_reload_failures",
+		metric.WithDescription("Refused reloads of the certificate files by reason (each refused generation counted once). [Alpha]"),
+		metric.WithUnit("{failure}"),
 	)
 	errs = errors.Join(errs, err)
 	builder.CertstoreReloads, err = builder.meter.Int64ObservableCounter(
