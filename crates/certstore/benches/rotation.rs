@@ -133,6 +133,38 @@ fn floor_latencies(pairs: &[Pair; 2], rotations: usize) -> Vec<Duration> {
     swap_and_time(&mut kube, pairs, rotations, &rx)
 }
 
+/// The work of one reload without any thread hand-off: the store's read + validation
+/// (`certstore::check`) next to the floor's read + `CertifiedKey::from_der`, p50 of `n` runs.
+fn in_thread(pair: &Pair, n: usize) -> (Duration, Duration) {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut kube = KubeletDir::new(tmp.path());
+    kube.write_pair(pair);
+    let options = Options::new(kube.path("tls.crt"), kube.path("tls.key"));
+    let provider = default_provider();
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let (mut store, mut floor) = (Vec::new(), Vec::new());
+    for _ in 0..n {
+        let t = Instant::now();
+        std::hint::black_box(certstore::check(&options, now).unwrap());
+        store.push(t.elapsed());
+        let t = Instant::now();
+        let cert = std::fs::read(kube.path("tls.crt")).unwrap();
+        let key = std::fs::read(kube.path("tls.key")).unwrap();
+        let chain: Vec<_> = CertificateDer::pem_slice_iter(&cert)
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let key = PrivateKeyDer::from_pem_slice(&key).unwrap();
+        std::hint::black_box(CertifiedKey::from_der(chain, key, &provider).unwrap());
+        floor.push(t.elapsed());
+    }
+    store.sort();
+    floor.sort();
+    (percentile(&store, 0.5), percentile(&floor, 0.5))
+}
+
 fn main() {
     // `cargo bench` passes --bench; `cargo test --benches` passes nothing: run a short pass.
     let benching = std::env::args().any(|a| a == "--bench");
@@ -184,6 +216,13 @@ fn main() {
             )
         };
         let ratio = |v: &[Duration]| percentile(v, 0.5).as_secs_f64() / f50.as_secs_f64();
+        let (work, floor_work) = in_thread(&pairs[0], rotations.max(20));
+        println!(
+            "{:<9} one reload's work in one thread (no hand-off): store {:.3} ms, floor {:.3} ms",
+            name,
+            ms(work),
+            ms(floor_work)
+        );
         println!(
             "{:<9} {:>17} {:>17} {:>17} {:>17} {:>9.2}/{:.2}/{:.2}x",
             name,
