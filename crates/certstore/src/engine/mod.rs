@@ -153,6 +153,10 @@ struct Registry {
     dirs: HashMap<PathBuf, Dir>,
     by_wd: HashMap<i32, PathBuf>,
     stores: HashMap<StoreId, Entry>,
+    /// No store's timer is due before this (it may be earlier than the next timer, never
+    /// later): the watch thread scans the stores only when it has passed, so an inotify event
+    /// costs the same with a thousand idle stores as with one.
+    next_timer: Option<Instant>,
 }
 
 pub(crate) struct Engine {
@@ -252,6 +256,7 @@ impl Engine {
         entry.timers.reread = entry
             .reread_interval()
             .and_then(|d| Instant::now().checked_add(d));
+        registry.arm(entry.timers.reread);
         registry.stores.insert(id, entry);
         if watch {
             registry.update_points(id);
@@ -298,7 +303,9 @@ impl Engine {
                 .reread_interval()
                 .and_then(|d| Instant::now().checked_add(d));
         }
-        let added = entry.shared.options.watch && registry.update_points(id);
+        let (next, watch) = (entry.timers.earliest(), entry.shared.options.watch);
+        registry.arm(next);
+        let added = watch && registry.update_points(id);
         let shared = registry.stores.get(&id).map(|e| Arc::clone(&e.shared));
         drop(registry);
         // A directory watched only now may have changed before its watch existed: read once
@@ -410,7 +417,16 @@ impl Registry {
             }
             _ => {}
         }
+        let next = entry.timers.earliest();
+        self.arm(next);
         added_dir
+    }
+
+    /// Notes that a store's timer may now be due at `at`.
+    fn arm(&mut self, at: Option<Instant>) {
+        if let Some(at) = at {
+            self.next_timer = Some(self.next_timer.map_or(at, |t| t.min(at)));
+        }
     }
 
     /// Makes sure `dir` is watched; `Ok(true)` when a new watch was added.
@@ -513,11 +529,7 @@ fn watch_step(engine: &Engine, buf: &mut sys::EventBuffer) {
     let (inotify_fd, deadline) = {
         let mut registry = lock(&engine.registry);
         retry_instance(&mut registry);
-        let earliest = registry
-            .stores
-            .values()
-            .filter_map(|e| e.timers.earliest())
-            .min();
+        let earliest = registry.next_timer;
         let retry_instance_at = registry
             .inotify_error
             .as_ref()
@@ -555,6 +567,10 @@ fn watch_step(engine: &Engine, buf: &mut sys::EventBuffer) {
     let mut due = Vec::new();
     {
         let mut registry = lock(&engine.registry);
+        if registry.next_timer.is_none_or(|at| at > now) {
+            return;
+        }
+        let mut next = None;
         for entry in registry.stores.values_mut() {
             let t = &mut entry.timers;
             let mut trigger = None;
@@ -573,7 +589,9 @@ fn watch_step(engine: &Engine, buf: &mut sys::EventBuffer) {
             if let Some(trigger) = trigger {
                 due.push((Arc::clone(&entry.shared), trigger));
             }
+            next = [next, t.earliest()].into_iter().flatten().min();
         }
+        registry.next_timer = next;
     }
     for (shared, trigger) in due {
         engine.dispatch(&shared, trigger);
@@ -596,6 +614,7 @@ fn retry_instance(registry: &mut Registry) {
             for entry in registry.stores.values_mut() {
                 entry.timers.retry = Some(Instant::now());
             }
+            registry.arm(Some(Instant::now()));
         }
         Err(e) => registry.inotify_error = Some((instance_error(&e), Instant::now())),
     }
@@ -640,6 +659,7 @@ fn route_events(engine: &Engine, events: &[sys::RawEvent<'_>]) -> Vec<(Arc<Share
                 if let Some(entry) = registry.stores.get_mut(&id) {
                     entry.timers.settle.get_or_insert(now + CREATE_SETTLE);
                 }
+                registry.arm(Some(now + CREATE_SETTLE));
             }
             continue;
         }
