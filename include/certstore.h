@@ -319,9 +319,13 @@ typedef struct certstore_status_info {
    */
   int32_t watch_degraded;
   /**
-   * Reserved; set to zero by certstore_status(). Fields of later versions start after it.
+   * Reserved; set to zero by certstore_status().
    */
   int32_t _reserved1;
+  /**
+   * How long the last reload took to read and validate the files, in microseconds.
+   */
+  uint64_t last_reload_duration_us;
 } certstore_status_info;
 
 /**

@@ -52,8 +52,10 @@ pub struct certstore_status_info {
     /// Nonzero while inotify cannot watch (all of) the files and the store re-reads them on
     /// a timer instead (e.g. fs.inotify.max_user_watches is exhausted).
     pub watch_degraded: i32,
-    /// Reserved; set to zero by certstore_status(). Fields of later versions start after it.
+    /// Reserved; set to zero by certstore_status().
     pub _reserved1: i32,
+    /// How long the last reload took to read and validate the files, in microseconds.
+    pub last_reload_duration_us: u64,
 }
 
 /// The status as this build of the library knows it (see `LibraryOptions`): the public struct,
@@ -74,7 +76,7 @@ pub const CERTSTORE_STATUS_INFO_V1_SIZE: u32 = 56;
 const _: () = assert!(
     std::mem::offset_of!(certstore_status_info, not_after_unix) + size_of::<i64>()
         == CERTSTORE_STATUS_INFO_V1_SIZE as usize
-        && std::mem::offset_of!(certstore_status_info, _reserved1) + size_of::<i32>()
+        && std::mem::offset_of!(certstore_status_info, last_reload_duration_us) + size_of::<u64>()
             == size_of::<certstore_status_info>(),
     "the fields of certstore_status_info moved"
 );
@@ -304,6 +306,7 @@ pub unsafe extern "C" fn certstore_status(
                 disk_serial,
                 watch_degraded: i32::from(status.watch_degraded.is_some()),
                 _reserved1: 0,
+                last_reload_duration_us: status.last_reload_duration.as_micros() as u64,
             },
             #[cfg(feature = "abi-test-v2")]
             test_v3_field: u64::MAX,

@@ -32,6 +32,9 @@ pub struct Status {
     /// Why inotify does not watch (all of) this store's files, when it does not: the store
     /// then re-reads them on its timer, and says so here until the watch is back.
     pub watch_degraded: Option<Arc<Error>>,
+    /// How long the last reload took to read and validate the files (set before its event
+    /// is published, so a subscriber reading the status sees that reload's duration).
+    pub last_reload_duration: std::time::Duration,
 }
 
 impl Status {

@@ -369,7 +369,10 @@ impl Shared {
             return (Err(Arc::new(Error::Closed)), Schedule::default());
         }
         let served_hash = self.current.load().content_hash;
-        match attempt(&self.options) {
+        let started = Instant::now();
+        let attempted = attempt(&self.options);
+        lock(&self.status).last_reload_duration = started.elapsed();
+        match attempted {
             Ok(snapshot) if snapshot.content_hash == served_hash => {
                 drop(snapshot);
                 self.unchanged(&mut state)
