@@ -160,9 +160,9 @@ bench: bench-rust bench-go soak
 soak:
 	$(CARGO) bench -p certstore --bench soak
 
-# The validate fuzz target (crates/certstore/fuzz, cargo-fuzz on the stable compiler) from the
-# generated seed corpus; the corpus it grows stays in build/fuzz/corpus for the next run.
-# `make test` runs it briefly; `make fuzz` for FUZZ_SECONDS (default 10 minutes).
+# The fuzz targets (crates/certstore/fuzz: validate, validate_der; cargo-fuzz on the stable
+# compiler) from the generated seed corpus; the corpus they grow stays in build/fuzz/corpus for
+# the next run. `make test` runs each briefly; `make fuzz` for FUZZ_SECONDS (10 minutes) each.
 FUZZ_SECONDS ?= 600
 FUZZ_SHORT_SECONDS ?= 45
 fuzz:
