@@ -12,7 +12,9 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"fmt"
+	"io"
 	"math/big"
 	"net"
 	"testing"
@@ -300,4 +302,40 @@ func TestSNIStartFailsNamingEntry(t *testing.T) {
 	assert.Contains(t, err.Error(), fmt.Sprintf("certstore %s: certificates[2]: ", set.ID))
 	assert.Contains(t, err.Error(), s.c.dir)
 	require.NoError(t, ext.Shutdown(context.Background()))
+}
+
+// ca_file and client_auth apply to every certificate of the list: each name requires a client
+// certificate from the CA.
+func TestSNIClientCAsForAll(t *testing.T) {
+	s := newSNISetup(t)
+	cfg := s.config()
+	cfg.TLS.CAFile = s.a.ca()
+	cfg.Server.ClientAuth = ClientAuthRequire
+	ext := startExtension(t, "snimtls", cfg, newStatusHost(), nil)
+	addr := tlsServer(t, ext.ServerTLSConfig())
+	cc, ck, _ := s.ca.issueNames(t, "client")
+	clientCert, err := tls.X509KeyPair(cc, ck)
+	require.NoError(t, err)
+	foreign := newTestCA(t, "foreign CA")
+	fc, fk, _ := foreign.issueNames(t, "foreign client")
+	foreignCert, err := tls.X509KeyPair(fc, fk)
+	require.NoError(t, err)
+
+	// accepted reports whether the server completed the handshake with this client: it closes
+	// an accepted connection (EOF); a refusal arrives as an alert (TLS 1.3: on the first read).
+	accepted := func(name string, certs []tls.Certificate) bool {
+		conn, err := tls.Dial("tcp", addr, &tls.Config{ServerName: name, InsecureSkipVerify: true, Certificates: certs})
+		if err != nil {
+			return false
+		}
+		defer conn.Close()
+		require.NoError(t, conn.SetReadDeadline(time.Now().Add(5*time.Second)))
+		_, err = conn.Read(make([]byte, 1))
+		return errors.Is(err, io.EOF)
+	}
+	for _, name := range []string{"", "otel.b.example", "x.c.example"} {
+		assert.True(t, accepted(name, []tls.Certificate{clientCert}), "%q with a client certificate of ca_file", name)
+		assert.False(t, accepted(name, nil), "%q without a client certificate", name)
+		assert.False(t, accepted(name, []tls.Certificate{foreignCert}), "%q with a client certificate of another CA", name)
+	}
 }

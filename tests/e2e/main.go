@@ -652,8 +652,11 @@ func run() (code int) {
 	logf("direct sender: %d exports ok; via A: %d ok; B accepted %v spans, refused %v", direct.ok.Load(),
 		viaA.ok.Load(), accepted, refusedB)
 	check("both collectors still running (no restart)", b.running() && a.running(), "a collector exited")
+	runProbeScenario(ctx, dir) // issue 11: certstore probe --against, divergence metrics
 	// Issue 10: the stock OTLP/HTTP receiver reading the extension's validated copy.
 	runHTTPScenario(ctx, dir)
+	// Issue 8: several certificates in one extension instance, chosen by SNI.
+	runSNIScenario(ctx, dir)
 	return 0
 }
 
