@@ -14,7 +14,7 @@ mod soak;
 
 use std::time::{Duration, Instant};
 
-use soak::percentile;
+use soak::{Resources, percentile};
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
@@ -27,9 +27,12 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(if benching { 10_000 } else { 200 });
     println!("soak: {rotations} kubelet rotations, every 10th refused, one store");
+    let before_open = Resources::now();
     let started = Instant::now();
     let mut report = soak::run(rotations, 10, 1_000, 16);
     let elapsed = started.elapsed();
+    // The store was the engine's only one: its threads are joined and descriptors closed.
+    let after_drop = Resources::now();
     println!(
         "{:>10} {:>10} {:>5} {:>8}",
         "rotations", "RSS KiB", "fds", "threads"
@@ -81,6 +84,10 @@ fn main() {
             ms(v.last().copied().unwrap_or_default())
         );
     }
+    println!(
+        "without a store: before {} fds, {} threads; after {} fds, {} threads",
+        before_open.fds, before_open.threads, after_drop.fds, after_drop.threads
+    );
     if end.fds != start.fds || end.threads != start.threads {
         eprintln!("soak: descriptors or threads grew");
         std::process::exit(1);

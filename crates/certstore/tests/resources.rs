@@ -7,11 +7,17 @@ mod common;
 #[path = "soak/mod.rs"]
 mod soak;
 
+use std::time::Duration;
+
+use soak::Resources;
+
 #[test]
 fn rotations_leak_no_descriptor_and_no_thread() {
+    let before_open = Resources::now();
     let report = soak::run(300, 10, 100, 4);
     let start = report.samples.first().unwrap().resources;
     let end = report.samples.last().unwrap().resources;
+    println!("before the store: {before_open:?}");
     for sample in &report.samples {
         println!(
             "after {:>4} rotations: {:?}",
@@ -24,4 +30,16 @@ fn rotations_leak_no_descriptor_and_no_thread() {
     assert_eq!(report.publish.len() + report.recovery.len(), 270);
     assert_eq!(end.fds, start.fds, "file descriptors: {start:?} -> {end:?}");
     assert_eq!(end.threads, start.threads, "threads: {start:?} -> {end:?}");
+    // The store opened the engine (inotify, its threads); dropping it, the last store, closes
+    // all of it. A thread joined may linger in /proc for an instant: polled, not timed.
+    assert!(start.threads > before_open.threads);
+    let released = common::wait_for(Duration::from_secs(10), || {
+        let now = Resources::now();
+        now.threads == before_open.threads && now.fds == before_open.fds
+    });
+    assert!(
+        released,
+        "after the store: {:?}, before it: {before_open:?}",
+        Resources::now()
+    );
 }
