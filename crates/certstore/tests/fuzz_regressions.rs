@@ -365,3 +365,31 @@ fn leak_check_catches_a_quoted_key() {
         .expect_err("another leaf's key");
     harness::check_refused(&mismatch, key);
 }
+
+/// Issue 7, defect 1, as a fuzz input: a comment line containing a BEGIN marker, followed by
+/// another leaf's base64, before the real block. The looser scan that built `cert_pem` then
+/// handed out the other leaf with this leaf's key; the target's check that the served chain
+/// is the parsed one would catch it again.
+#[test]
+fn begin_marker_in_a_comment_serves_the_validated_leaf() {
+    let served = valid(&rcgen::PKCS_ECDSA_P256_SHA256);
+    let decoy = valid(&rcgen::PKCS_ECDSA_P256_SHA256);
+    let decoy_body: String = decoy
+        .cert
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let cert = format!(
+        "# copied from -----BEGIN CERTIFICATE-----\n{decoy_body}{}",
+        served.cert
+    );
+    let input = harness::frame(cert.as_bytes(), served.key.as_bytes(), None);
+    let snapshot = harness::run(&input).expect("the real block validates");
+    assert_eq!(snapshot.serial_hex(), served.serial_hex);
+    let served_pem = String::from_utf8(snapshot.cert_pem().to_vec()).unwrap();
+    assert_eq!(
+        served_pem.replace("\r\n", "\n"),
+        served.cert.replace("\r\n", "\n")
+    );
+}
