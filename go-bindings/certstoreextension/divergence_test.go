@@ -88,3 +88,42 @@ func TestDivergenceStatusAndMetrics(t *testing.T) {
 	require.NoError(t, err)
 	assert.Len(t, snap.CANotAfter, 2)
 }
+
+// Time left follows the trust itself: a CA bundle replaced under ca_overlap reports both CAs
+// during the overlap and only the new one once it ends; a rotated leaf's old serial is gone
+// from the next collection (no stale series).
+func TestTimeLeftFollowsRotationAndCAOverlap(t *testing.T) {
+	ca1 := newTestCA(t, "overlap CA 1")
+	ca2 := newTestCA(t, "overlap CA 2")
+	c1, k1, s1 := ca1.issue(t, "server-1", 24*time.Hour)
+	d := newCertDir(t, c1, k1, ca1.pem)
+	tel := componenttest.NewTelemetry()
+	t.Cleanup(func() { require.NoError(t, tel.Shutdown(context.Background())) })
+	cfg := config(d, true)
+	const overlap = 2 * time.Second
+	cfg.TLS.CAOverlap = overlap
+	startExtension(t, "overlap", cfg, newStatusHost(), tel)
+	inst := attribute.String("certstore.extension", "certstore/overlap")
+	timeLeft := func(role, serial string) bool {
+		_, ok := floatMetric(t, tel, "otelcol_certstore_certificate_time_left", inst,
+			attribute.String("certstore.certificate.role", role), attribute.String("certstore.certificate.serial", serial))
+		return ok
+	}
+	ca1Serial, ca2Serial := ca1.cert.SerialNumber.Text(16), ca2.cert.SerialNumber.Text(16)
+	require.True(t, timeLeft("leaf", s1.Text(16)))
+	require.True(t, timeLeft("ca", ca1Serial))
+
+	// New leaf from CA 2 and a bundle of CA 2 only: the overlap keeps CA 1 trusted for a while.
+	c2, k2, s2 := ca2.issue(t, "server-2", 24*time.Hour)
+	changed := time.Now()
+	d.write(t, c2, k2, ca2.pem)
+	waitFor(t, "the new leaf's time left", func() bool { return timeLeft("leaf", s2.Text(16)) })
+	assert.False(t, timeLeft("leaf", s1.Text(16)), "the old leaf's series is gone")
+	assert.True(t, timeLeft("ca", ca2Serial), "the new CA is reported")
+	if time.Since(changed) < overlap/2 {
+		assert.True(t, timeLeft("ca", ca1Serial), "the previous CA is reported while it is still trusted")
+	}
+	waitFor(t, "the previous CA's series gone once the overlap ends", func() bool { return !timeLeft("ca", ca1Serial) })
+	assert.GreaterOrEqual(t, time.Since(changed), overlap-100*time.Millisecond, "the previous CA was dropped before the overlap ended")
+	assert.True(t, timeLeft("ca", ca2Serial))
+}
