@@ -347,7 +347,8 @@ const statusOK = "ok"
 // evaluateStatus: a recoverable error while the last reload failed (the files on disk are
 // refused, or Go could not use a generation the library published) or the validated copy
 // cannot be written, and, with expiry_status, while something expires within expiry_warning;
-// OK otherwise. A reload that finds the served files again clears LastError.
+// OK otherwise. A reload that finds the served files again clears LastError. While the disk
+// differs from what is served, the message says both serials and the library's stable reason.
 func (e *certstoreExtension) evaluateStatus(st certstore.Status, now time.Time) (*componentstatus.Event, string) {
 	if st.DiskDiffers && !errors.Is(st.LastError, certstore.ErrClosed) {
 		err := e.divergence(st)
