@@ -192,6 +192,9 @@ func cStatus(cs *C.certstore_store) (Status, error) {
 		}
 		st.WatchDegraded = info.watch_degraded != 0
 	}
+	if uintptr(info.struct_size) >= unsafe.Offsetof(info.last_reload_duration_us)+unsafe.Sizeof(info.last_reload_duration_us) {
+		st.LastReloadDuration = time.Duration(info.last_reload_duration_us) * time.Microsecond
+	}
 	if cerr != nil {
 		st.LastError = loadError(cerr)
 		C.certstore_error_free(cerr)

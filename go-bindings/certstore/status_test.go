@@ -80,6 +80,9 @@ func TestStatusServedVersusDisk(t *testing.T) {
 	if st.Generation != 1 || !st.NotAfter.Equal(l1.cert.NotAfter) || !sameSerial(st.Serial, l1.cert) {
 		t.Errorf("served: generation %d notAfter %v serial %s, want 1, %v and %s", st.Generation, st.NotAfter, st.Serial, l1.cert.NotAfter, serialHex(l1.cert))
 	}
+	if st.LastReloadDuration <= 0 {
+		t.Errorf("LastReloadDuration %v after a refused reload, want > 0", st.LastReloadDuration)
+	}
 	var lastErr *Error
 	if !errors.As(st.LastError, &lastErr) || lastErr.Reason != "key_mismatch" {
 		t.Errorf("LastError %#v: want an *Error with Reason key_mismatch", st.LastError)

@@ -131,6 +131,9 @@ type Status struct {
 	// WatchDegraded is true while inotify cannot watch (all of) the files and the store
 	// re-reads them on a timer instead.
 	WatchDegraded bool
+	// LastReloadDuration is how long the library's last reload took to read and validate
+	// the files (0 from a library that does not say).
+	LastReloadDuration time.Duration
 }
 
 // Error is an error reported by the Rust library.
