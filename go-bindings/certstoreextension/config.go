@@ -228,13 +228,16 @@ func validateCertificates(t TLSConfig) []error {
 	owner := map[string]int{} // normalized server name -> entry
 	for i, c := range t.Certificates {
 		cert, key := strings.TrimSpace(c.CertFile), strings.TrimSpace(c.KeyFile)
-		switch {
-		case cert == "" && key == "" && len(c.ServerNames) == 0:
+		if cert == "" && key == "" && len(c.ServerNames) == 0 {
 			errs = append(errs, fmt.Errorf("certificates[%d] is empty: cert_file and key_file are required", i))
 			continue
-		case cert == "":
+		}
+		if cert == "" {
 			errs = append(errs, fmt.Errorf("certificates[%d]: cert_file is required", i))
-		case key == "":
+		}
+		if key == "" && cert == "" {
+			errs = append(errs, fmt.Errorf("certificates[%d]: key_file is required", i))
+		} else if key == "" {
 			errs = append(errs, fmt.Errorf("certificates[%d] (%s): key_file is required", i, c.CertFile))
 		}
 		for _, n := range c.ServerNames {

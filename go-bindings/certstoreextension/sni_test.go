@@ -100,6 +100,8 @@ func TestCertificatesValidate(t *testing.T) {
 			[]string{"certificates[1] (/b/tls.crt): key_file is required"}},
 		{"missing cert", []CertificateConfig{entry("", "/a/tls.key")}, false,
 			[]string{"certificates[0]: cert_file is required"}},
+		{"names only", []CertificateConfig{entry("/a/tls.crt", "/a/tls.key"), entry("", "", "otel.example")}, false,
+			[]string{"certificates[1]: cert_file is required", "certificates[1]: key_file is required"}},
 		{"double wildcard", []CertificateConfig{entry("/a/tls.crt", "/a/tls.key"), entry("/b/tls.crt", "/b/tls.key", "ok.example", "*.*.x")}, false,
 			[]string{`certificates[1] (/b/tls.crt): server_names: server name "*.*.x" is not a DNS name`}},
 		{"IP address", []CertificateConfig{entry("/a/tls.crt", "/a/tls.key", "127.0.0.1")}, false,
