@@ -148,7 +148,11 @@ func (e *certstoreExtension) Start(_ context.Context, host component.Host) error
 	e.clientBase = base.Clone()
 	e.client = e.ClientTLSConfigForServer(e.cfg.Client.ServerNameOverride)
 	e.grpcClient = newClientCreds(e.cfg.Client.ServerNameOverride, e.clientSource(nil))
-	tel, err := newTelemetry(e.set, e.id, store)
+	files := make([]string, len(stores))
+	for i := range stores {
+		files[i] = e.certFile(i)
+	}
+	tel, err := newTelemetry(e.set, e.id, stores, files)
 	if err != nil {
 		return fail(fmt.Errorf("telemetry: %w", err))
 	}
@@ -220,7 +224,7 @@ func (e *certstoreExtension) onEvent(c CertificateConfig, ev certstore.Event) {
 			zap.Error(ev.Err))
 		e.mu.Lock()
 		if !e.stopping.Load() {
-			e.telemetry.reloadFailed(ev.Reason)
+			e.telemetry.reloadFailed(c.CertFile, ev.Reason)
 		}
 		e.mu.Unlock()
 	case certstore.EventWatchDegraded:

@@ -24,8 +24,10 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componentstatus"
+	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/extension/extensiontest"
+	"go.opentelemetry.io/otel/attribute"
 )
 
 // issueNames is issue with the given DNS SANs (and no IP SAN).
@@ -340,4 +342,47 @@ func TestSNIClientCAsForAll(t *testing.T) {
 		assert.False(t, accepted(name, nil), "%q without a client certificate", name)
 		assert.False(t, accepted(name, []tls.Certificate{foreignCert}), "%q with a client certificate of another CA", name)
 	}
+}
+
+// Each certificate's metrics carry its cert_file: a rotation of b moves b's generation only,
+// and a refusal of b is counted under b.
+func TestSNIMetricsPerCertificate(t *testing.T) {
+	s := newSNISetup(t)
+	tel := componenttest.NewTelemetry()
+	t.Cleanup(func() { require.NoError(t, tel.Shutdown(context.Background())) })
+	startExtension(t, "snitel", s.config(), newStatusHost(), tel)
+	inst := attribute.String("certstore.extension", "certstore/snitel")
+	gen := func(d certDir) int64 {
+		v, ok := metricValue(t, tel, "otelcol_certstore_generation", inst, certAttr(d.cert()))
+		require.True(t, ok, "generation of %s", d.cert())
+		return v
+	}
+	for _, d := range []certDir{s.a, s.b, s.c} {
+		assert.Equal(t, int64(1), gen(d))
+		left, ok := floatMetric(t, tel, "otelcol_certstore_certificate_time_left", inst, certAttr(d.cert()),
+			attribute.String("certstore.certificate.role", "leaf"))
+		require.True(t, ok, d.cert())
+		assert.InDelta(t, (24 * time.Hour).Seconds(), left, 120)
+	}
+
+	cb, kb, _ := s.ca.issueNames(t, "b2", "b.example")
+	s.b.write(t, cb, kb, nil)
+	waitFor(t, "b's generation 2", func() bool { return gen(s.b) == 2 })
+	assert.Equal(t, int64(1), gen(s.a))
+	assert.Equal(t, int64(1), gen(s.c))
+
+	cb, _, _ = s.ca.issueNames(t, "b-bad", "b.example")
+	_, kOther, _ := s.ca.issueNames(t, "other", "other.example")
+	s.b.write(t, cb, kOther, nil)
+	waitFor(t, "b's refusal counted under b", func() bool {
+		v, ok := metricValue(t, tel, "otelcol_certstore_reload_failures", inst, certAttr(s.b.cert()),
+			attribute.String("reason", "key_mismatch"))
+		return ok && v >= 1
+	})
+	_, ok := metricValue(t, tel, "otelcol_certstore_reload_failures", inst, certAttr(s.a.cert()))
+	assert.False(t, ok, "nothing refused for a")
+	v, ok := metricValue(t, tel, "otelcol_certstore_disk_divergent", inst, certAttr(s.b.cert()))
+	assert.True(t, ok && v == 1, "b's disk differs from what it serves")
+	v, ok = metricValue(t, tel, "otelcol_certstore_disk_divergent", inst, certAttr(s.c.cert()))
+	assert.True(t, ok && v == 0, "c's disk is what it serves")
 }

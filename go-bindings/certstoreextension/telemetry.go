@@ -18,13 +18,19 @@ import (
 )
 
 // telemetry reports the metrics of metadata.yaml through the generated telemetry builder.
-// Observed values are read from the store when the collector's metric reader collects.
+// Observed values are read from the stores when the collector's metric reader collects.
 type telemetry struct {
 	tb   *metadata.TelemetryBuilder
 	inst attribute.KeyValue
 }
 
-func newTelemetry(set component.TelemetrySettings, id component.ID, store *certstore.Store) (*telemetry, error) {
+// certAttr identifies one certificate of an instance (several with a certificates list).
+func certAttr(certFile string) attribute.KeyValue {
+	return attribute.String("certstore.certificate.file", certFile)
+}
+
+// newTelemetry observes every store, each under the cert_file it reads (files[i]).
+func newTelemetry(set component.TelemetrySettings, id component.ID, stores []*certstore.Store, files []string) (*telemetry, error) {
 	tb, err := metadata.NewTelemetryBuilder(set)
 	if err != nil {
 		return nil, err
@@ -32,45 +38,61 @@ func newTelemetry(set component.TelemetrySettings, id component.ID, store *certs
 	t := &telemetry{tb: tb, inst: attribute.String("certstore.extension", id.String())}
 	leaf := attribute.String("certstore.certificate.role", "leaf")
 	ca := attribute.String("certstore.certificate.role", "ca")
+	// each calls observe once per store with the store's attributes.
+	each := func(observe func(store *certstore.Store, attrs ...attribute.KeyValue)) {
+		for i, store := range stores {
+			observe(store, t.inst, certAttr(files[i]))
+		}
+	}
 	errs := []error{
 		tb.RegisterCertstoreCertificateTimeLeftCallback(func(_ context.Context, o metric.Float64Observer) error {
-			snap, err := store.Current()
-			if err != nil {
-				return nil // closed: nothing to observe
-			}
 			now := time.Now()
-			o.Observe(snap.NotAfter.Sub(now).Seconds(), metric.WithAttributes(t.inst, leaf,
-				attribute.String("certstore.certificate.serial", snap.Serial)))
-			for _, c := range store.TrustedCAs() {
-				o.Observe(c.NotAfter.Sub(now).Seconds(), metric.WithAttributes(t.inst, ca,
-					attribute.String("certstore.certificate.serial", fmt.Sprintf("%x", c.SerialNumber))))
-			}
+			each(func(store *certstore.Store, attrs ...attribute.KeyValue) {
+				snap, err := store.Current()
+				if err != nil {
+					return // closed: nothing to observe
+				}
+				o.Observe(snap.NotAfter.Sub(now).Seconds(), metric.WithAttributes(append(attrs, leaf,
+					attribute.String("certstore.certificate.serial", snap.Serial))...))
+				for _, c := range store.TrustedCAs() {
+					o.Observe(c.NotAfter.Sub(now).Seconds(), metric.WithAttributes(append(attrs, ca,
+						attribute.String("certstore.certificate.serial", fmt.Sprintf("%x", c.SerialNumber)))...))
+				}
+			})
 			return nil
 		}),
 		tb.RegisterCertstoreDiskDivergentCallback(func(_ context.Context, o metric.Int64Observer) error {
-			var v int64
-			if store.Status().DiskDiffers {
-				v = 1
-			}
-			o.Observe(v, metric.WithAttributes(t.inst))
+			each(func(store *certstore.Store, attrs ...attribute.KeyValue) {
+				var v int64
+				if store.Status().DiskDiffers {
+					v = 1
+				}
+				o.Observe(v, metric.WithAttributes(attrs...))
+			})
 			return nil
 		}),
 		tb.RegisterCertstoreDiskDivergentDurationCallback(func(_ context.Context, o metric.Float64Observer) error {
-			var d time.Duration
-			if st := store.Status(); st.DiskDiffers && !st.DiskDiffersSince.IsZero() {
-				d = max(time.Since(st.DiskDiffersSince), 0)
-			}
-			o.Observe(d.Seconds(), metric.WithAttributes(t.inst))
+			each(func(store *certstore.Store, attrs ...attribute.KeyValue) {
+				var d time.Duration
+				if st := store.Status(); st.DiskDiffers && !st.DiskDiffersSince.IsZero() {
+					d = max(time.Since(st.DiskDiffersSince), 0)
+				}
+				o.Observe(d.Seconds(), metric.WithAttributes(attrs...))
+			})
 			return nil
 		}),
 		tb.RegisterCertstoreGenerationCallback(func(_ context.Context, o metric.Int64Observer) error {
-			o.Observe(int64(store.Status().Generation), metric.WithAttributes(t.inst))
+			each(func(store *certstore.Store, attrs ...attribute.KeyValue) {
+				o.Observe(int64(store.Status().Generation), metric.WithAttributes(attrs...))
+			})
 			return nil
 		}),
 		tb.RegisterCertstoreReloadsCallback(func(_ context.Context, o metric.Int64Observer) error {
-			st := store.Status()
-			o.Observe(int64(st.ReloadsOK), metric.WithAttributes(t.inst, attribute.String("outcome", "success")))
-			o.Observe(int64(st.ReloadsFailed), metric.WithAttributes(t.inst, attribute.String("outcome", "failure")))
+			each(func(store *certstore.Store, attrs ...attribute.KeyValue) {
+				st := store.Status()
+				o.Observe(int64(st.ReloadsOK), metric.WithAttributes(append(attrs, attribute.String("outcome", "success"))...))
+				o.Observe(int64(st.ReloadsFailed), metric.WithAttributes(append(attrs, attribute.String("outcome", "failure"))...))
+			})
 			return nil
 		}),
 	}
@@ -93,8 +115,8 @@ func (t *telemetry) copyWrite(ok bool) {
 		metric.WithAttributes(t.inst, attribute.String("outcome", outcome)))
 }
 
-// reloadFailed counts a refused generation under the library's stable reason.
-func (t *telemetry) reloadFailed(reason string) {
+// reloadFailed counts a refused generation of certFile under the library's stable reason.
+func (t *telemetry) reloadFailed(certFile, reason string) {
 	if t == nil {
 		return
 	}
@@ -102,7 +124,7 @@ func (t *telemetry) reloadFailed(reason string) {
 		reason = "other" // a generation Go could not use: the library gives no reason
 	}
 	t.tb.CertstoreReloadFailures.Add(context.Background(), 1,
-		metric.WithAttributes(t.inst, attribute.String("reason", reason)))
+		metric.WithAttributes(t.inst, certAttr(certFile), attribute.String("reason", reason)))
 }
 
 func (t *telemetry) shutdown() {
