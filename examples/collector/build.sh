@@ -77,6 +77,10 @@ for dir in "$modcache/$MODULE_ROOT/go-bindings" "$modcache/cache/download/$MODUL
 	fi
 done
 
+# The go command also keeps an index of each module version's files in its build cache, keyed
+# by path and version only: a re-packed version with new files would be read through the old
+# index (files missing). Read our modules' files directly.
+export GODEBUG="${GODEBUG:+$GODEBUG,}goindex=0"
 export GOPROXY="file://$PROXY,$("$GO" env GOPROXY)"
 export GONOSUMDB="$MODULE_ROOT"
 export GOWORK=off
