@@ -318,6 +318,18 @@ func runSNIScenario(ctx context.Context, dir string) (c *collector) {
 		"rotated lines: a %d, b %d, c %d", countRotated(c.log(), filepath.Join(dirs["a"], "tls.crt")),
 		countRotated(c.log(), filepath.Join(dirs["b"], "tls.crt")), countRotated(c.log(), filepath.Join(dirs["c"], "tls.crt")))
 
+	// The metrics carry each certificate's cert_file: b's generation moved, a's and c's did not.
+	genOf := func(n string) float64 {
+		v, _ := c.metric("otelcol_certstore_generation", `certstore_certificate_file="`+filepath.Join(dirs[n], "tls.crt")+`"`)
+		return v
+	}
+	var ga, gb, gc float64
+	check("sni storm: generation metric per certificate: b > 1, a = c = 1", waitUntil(ctx, 10*time.Second, func() bool {
+		ga, gb, gc = genOf("a"), genOf("b"), genOf("c")
+		return ga == 1 && gb > 1 && gc == 1
+	}), "a %v, b %v, c %v", ga, gb, gc)
+	logf("sni storm: b's generation after %d rotations: %v (rotations written faster than published coalesce)", sniRotations, gb)
+
 	perName("after the storm", []want{
 		{"otel.a.example", a, "sni-default", false},
 		{"b.example", last, fmt.Sprintf("sni-b-%d", sniRotations), false},
