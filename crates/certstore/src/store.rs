@@ -443,10 +443,11 @@ impl Shared {
         {
             // A writer may be half-way: look again soon (or at the next event) before saying
             // anything. Nothing sleeps meanwhile.
+            // Status keeps its last reported outcome meanwhile (only `disk` says the files
+            // differ): a half-written rotation does not flap a health check.
             state.retry_step += 1;
             state.refused_hash = None;
             schedule.retry_at = Instant::now().checked_add(*delay);
-            lock(&self.status).last_error = Some(Arc::clone(&error));
             return (Err(error), schedule);
         }
         state.retry_step = 0;
