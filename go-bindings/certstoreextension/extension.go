@@ -187,7 +187,7 @@ func (e *certstoreExtension) Start(_ context.Context, host component.Host) error
 	unsubs := make([]func(), len(stores))
 	for i, s := range stores {
 		c := e.cfg.TLS.certificates()[i]
-		unsubs[i] = s.Subscribe(func(ev certstore.Event) { e.onEvent(c, ev) })
+		unsubs[i] = s.Subscribe(func(ev certstore.Event) { e.onEvent(c, s, ev) })
 	}
 	e.unsub = func() {
 		for _, u := range unsubs {
@@ -201,10 +201,21 @@ func (e *certstoreExtension) Start(_ context.Context, host component.Host) error
 	return nil
 }
 
-func (e *certstoreExtension) onEvent(c CertificateConfig, ev certstore.Event) {
+func (e *certstoreExtension) onEvent(c CertificateConfig, s *certstore.Store, ev certstore.Event) {
 	if e.stopping.Load() {
 		// An event dispatched before Shutdown unsubscribed: nothing may be reported after it.
 		return
+	}
+	if ev.Kind == certstore.EventRotated || ev.Kind == certstore.EventReloadFailed {
+		outcome := "success"
+		if ev.Kind == certstore.EventReloadFailed {
+			outcome = "failure"
+		}
+		e.mu.Lock()
+		if !e.stopping.Load() {
+			e.telemetry.reloadDuration(c.CertFile, outcome, s.Status().LastReloadDuration)
+		}
+		e.mu.Unlock()
 	}
 	switch ev.Kind {
 	case certstore.EventRotated:

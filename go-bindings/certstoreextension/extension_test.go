@@ -178,6 +178,31 @@ func metricValue(t *testing.T, tel *componenttest.Telemetry, name string, attrs 
 	return 0, false
 }
 
+// histogramCount is the number of samples of the histogram `name` with `attrs`.
+func histogramCount(t *testing.T, tel *componenttest.Telemetry, name string, attrs ...attribute.KeyValue) uint64 {
+	t.Helper()
+	m, err := tel.GetMetric(name)
+	if err != nil {
+		return 0
+	}
+	h, ok := m.Data.(metricdata.Histogram[float64])
+	if !ok {
+		return 0
+	}
+	var n uint64
+	for _, p := range h.DataPoints {
+		match := true
+		for _, a := range attrs {
+			v, ok := p.Attributes.Value(a.Key)
+			match = match && ok && v == a.Value
+		}
+		if match {
+			n += p.Count
+		}
+	}
+	return n
+}
+
 func TestStatusMetricsAndBadRotation(t *testing.T) {
 	ca := newTestCA(t, "status CA")
 	c1, k1, s1 := ca.issue(t, "server-1", 24*time.Hour)
@@ -247,6 +272,11 @@ func TestStatusMetricsAndBadRotation(t *testing.T) {
 	v, ok = metricValue(t, tel, "otelcol_certstore_reloads", inst, attribute.String("outcome", "success"))
 	require.True(t, ok)
 	assert.GreaterOrEqual(t, v, int64(2))
+	// Every published and refused generation left one reload-duration sample.
+	waitFor(t, "reload duration samples", func() bool {
+		return histogramCount(t, tel, "otelcol_certstore_reload_duration", attribute.String("outcome", "success")) >= 1 &&
+			histogramCount(t, tel, "otelcol_certstore_reload_duration", attribute.String("outcome", "failure")) >= 1
+	})
 	// d.write is not atomic (key, then certificate): a refusal seen in between is cleared
 	// by the publication that follows it.
 	waitFor(t, "OK after the good rotation", func() bool { return host.last().Status() == componentstatus.StatusOK })

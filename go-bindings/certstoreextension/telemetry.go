@@ -127,6 +127,16 @@ func (t *telemetry) reloadFailed(certFile, reason string) {
 		metric.WithAttributes(t.inst, certAttr(certFile), attribute.String("reason", reason)))
 }
 
+// reloadDuration records how long the reload behind an event took to read and validate the
+// files (the library measures it; an event reports each reload once).
+func (t *telemetry) reloadDuration(certFile, outcome string, d time.Duration) {
+	if t == nil {
+		return
+	}
+	t.tb.CertstoreReloadDuration.Record(context.Background(), d.Seconds(),
+		metric.WithAttributes(t.inst, certAttr(certFile), attribute.String("outcome", outcome)))
+}
+
 func (t *telemetry) shutdown() {
 	t.tb.Shutdown()
 }

@@ -32,6 +32,7 @@ type TelemetryBuilder struct {
 	CertstoreDiskDivergent         metric.Int64ObservableGauge
 	CertstoreDiskDivergentDuration metric.Float64ObservableGauge
 	CertstoreGeneration            metric.Int64ObservableGauge
+	CertstoreReloadDuration        metric.Float64Histogram
 	CertstoreReloadFailures        metric.Int64Counter
 	CertstoreReloads               metric.Int64ObservableCounter
 	CertstoreValidatedCopyWrites   metric.Int64Counter
@@ -183,6 +184,13 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		"otelcol_certstore_generation",
 		metric.WithDescription("Generation of the served certificate files; increases by one on every rotation. [Alpha]"),
 		metric.WithUnit("{generation}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.CertstoreReloadDuration, err = builder.meter.Float64Histogram(
+		"otelcol_certstore_reload_duration",
+		metric.WithDescription("Time a reload of the certificate files took to read and validate them, by outcome (one sample per published or refused generation). [Alpha]"),
+		metric.WithUnit("s"),
+		metric.WithExplicitBucketBoundaries([]float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1}...),
 	)
 	errs = errors.Join(errs, err)
 	builder.CertstoreReloadFailures, err = builder.meter.Int64Counter(

@@ -40,6 +40,7 @@ func TestSetupTelemetry(t *testing.T) {
 		observer.Observe(1)
 		return nil
 	}))
+	tb.CertstoreReloadDuration.Record(context.Background(), 1)
 	tb.CertstoreReloadFailures.Add(context.Background(), 1)
 	tb.CertstoreValidatedCopyWrites.Add(context.Background(), 1)
 	AssertEqualCertstoreCertificateTimeLeft(t, testTel,
@@ -53,6 +54,9 @@ func TestSetupTelemetry(t *testing.T) {
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualCertstoreGeneration(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualCertstoreReloadDuration(t, testTel,
+		[]metricdata.HistogramDataPoint[float64]{{}}, metricdatatest.IgnoreValue(),
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualCertstoreReloadFailures(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
