@@ -12,6 +12,7 @@
 #include "testutil.h"
 
 #include <limits.h>
+#include <sched.h>
 #include <stddef.h>
 
 /* ---- callbacks that act on the store from inside ---- */
@@ -786,6 +787,9 @@ static void *hammer_run(void *arg) {
         h->generations_seen += gen != prev;
         prev = gen;
         h->iterations++;
+        /* Under valgrind threads run one at a time: without a yield two hammering threads
+         * starve the library's threads and the rotations they wait for. */
+        sched_yield();
     }
     return NULL;
 }
