@@ -98,7 +98,6 @@ pub(crate) struct Shared {
 pub struct Store {
     shared: Arc<Shared>,
     engine: Arc<Engine>,
-    shut_down: AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -172,11 +171,7 @@ impl Store {
             Arc::clone(&engine.notifier),
         ));
         engine.register(Arc::clone(&shared));
-        Ok(Store {
-            shared,
-            engine,
-            shut_down: AtomicBool::new(false),
-        })
+        Ok(Store { shared, engine })
     }
 
     /// The generation served now. Cheap: one shared reference count increment.
@@ -239,15 +234,14 @@ impl Store {
     /// before this returns. The store stays readable (`current`, `generation`, `status`).
     /// Idempotent; dropping the store does it too.
     pub fn shutdown(&self) {
-        if self.shut_down.swap(true, Ordering::SeqCst) {
-            return;
+        {
+            // Waits for a reload in progress; later ones see `closed` and do nothing.
+            let _reload = lock(&self.shared.reload);
+            if self.shared.closed.swap(true, Ordering::SeqCst) {
+                return;
+            }
         }
         self.engine.unregister(self.shared.id);
-        {
-            // Waits for a reload in progress; later ones see `closed`.
-            let _reload = lock(&self.shared.reload);
-            self.shared.closed.store(true, Ordering::SeqCst);
-        }
         self.shared.notifier.remove_store(self.shared.id);
         engine::release();
     }

@@ -133,6 +133,13 @@ struct Entry {
 }
 
 impl Entry {
+    /// Arms the re-read timer one interval from now (none when re-reading is off).
+    fn rearm_reread(&mut self) {
+        self.timers.reread = self
+            .reread_interval()
+            .and_then(|d| Instant::now().checked_add(d));
+    }
+
     fn reread_interval(&self) -> Option<Duration> {
         let own = self.shared.options.reread_interval;
         if self.degraded.is_some() {
@@ -253,9 +260,7 @@ impl Engine {
             degraded: None,
             timers: Timers::default(),
         };
-        entry.timers.reread = entry
-            .reread_interval()
-            .and_then(|d| Instant::now().checked_add(d));
+        entry.rearm_reread();
         registry.arm(entry.timers.reread);
         registry.stores.insert(id, entry);
         if watch {
@@ -299,9 +304,7 @@ impl Engine {
             entry.timers.retry = schedule.retry_at;
         }
         if matches!(trigger, Trigger::Timer | Trigger::Start) || entry.timers.reread.is_none() {
-            entry.timers.reread = entry
-                .reread_interval()
-                .and_then(|d| Instant::now().checked_add(d));
+            entry.rearm_reread();
         }
         let (next, watch) = (entry.timers.earliest(), entry.shared.options.watch);
         registry.arm(next);
@@ -396,9 +399,7 @@ impl Registry {
                 tracing::warn!(error = %error, "certstore: watch degraded");
                 entry.degraded = Some(Arc::clone(&error));
                 entry.shared.set_watch_degraded(Some(Arc::clone(&error)));
-                entry.timers.reread = entry
-                    .reread_interval()
-                    .and_then(|d| Instant::now().checked_add(d));
+                entry.rearm_reread();
                 entry.shared.notify(Event::WatchDegraded {
                     error,
                     served_generation,
@@ -408,9 +409,7 @@ impl Registry {
                 tracing::info!("certstore: watch restored");
                 entry.degraded = None;
                 entry.shared.set_watch_degraded(None);
-                entry.timers.reread = entry
-                    .reread_interval()
-                    .and_then(|d| Instant::now().checked_add(d));
+                entry.rearm_reread();
                 entry
                     .shared
                     .notify(Event::WatchRestored { served_generation });
@@ -545,17 +544,15 @@ fn watch_step(engine: &Engine, buf: &mut sys::EventBuffer) {
         left.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32
     });
     let wake_fd = engine.wake.as_raw_fd();
-    let mut fds = vec![wake_fd];
-    fds.extend(inotify_fd);
-    let ready = sys::poll_readable(&fds, timeout_ms);
+    let (woken, events_ready) = sys::poll_readable(wake_fd, inotify_fd, timeout_ms);
     if engine.stopping.load(Ordering::SeqCst) {
         return;
     }
-    if ready[0] {
+    if woken {
         sys::drain_wake(wake_fd);
     }
     if let Some(fd) = inotify_fd
-        && ready.get(1).copied().unwrap_or(false)
+        && events_ready
     {
         let events = sys::read_events(fd, buf);
         let due = route_events(engine, &events);

@@ -69,23 +69,23 @@ pub(crate) fn drain_wake(fd: RawFd) {
     unsafe { libc::read(fd, (&mut value as *mut u64).cast(), 8) };
 }
 
-/// Waits until one of `fds` is readable or `timeout_ms` passed (-1: no timeout). Returns which
-/// fds are readable.
-pub(crate) fn poll_readable(fds: &[RawFd], timeout_ms: i32) -> Vec<bool> {
-    let mut pfds: Vec<libc::pollfd> = fds
-        .iter()
-        .map(|&fd| libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        })
-        .collect();
-    // SAFETY: `pfds` is a live array of `pfds.len()` pollfd structs.
-    let n = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, timeout_ms) };
+/// Waits until `wake` or `inotify` (when there is one) is readable, or `timeout_ms` passed
+/// (-1: no timeout). Returns which of the two are readable. Allocates nothing: it runs once per
+/// wake-up of the watch thread.
+pub(crate) fn poll_readable(wake: RawFd, inotify: Option<RawFd>, timeout_ms: i32) -> (bool, bool) {
+    let pollfd = |fd| libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let mut pfds = [pollfd(wake), pollfd(inotify.unwrap_or(-1))];
+    let count = if inotify.is_some() { 2 } else { 1 };
+    // SAFETY: `pfds` is a live array of at least `count` pollfd structs.
+    let n = unsafe { libc::poll(pfds.as_mut_ptr(), count, timeout_ms) };
     if n <= 0 {
-        return vec![false; fds.len()];
+        return (false, false);
     }
-    pfds.iter().map(|p| p.revents != 0).collect()
+    (pfds[0].revents != 0, pfds[1].revents != 0)
 }
 
 /// A buffer aligned for `struct inotify_event`.
