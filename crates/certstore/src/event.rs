@@ -1,5 +1,6 @@
 //! What subscribers are told.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::error::Error;
@@ -24,6 +25,14 @@ pub enum Event {
     },
     /// Every watch the store needs is in place again after [`Event::WatchDegraded`].
     WatchRestored { served_generation: u64 },
+    /// A re-read found on disk a generation that no inotify event announced (a watch had died
+    /// without an event, e.g. an ancestor directory was replaced): the store's watches were
+    /// rebuilt from scratch. `path` names a watched directory that was re-added (the first,
+    /// when several were).
+    WatchRepaired {
+        path: PathBuf,
+        served_generation: u64,
+    },
 }
 
 impl Event {
@@ -37,7 +46,10 @@ impl Event {
             | Event::WatchDegraded {
                 served_generation, ..
             }
-            | Event::WatchRestored { served_generation } => *served_generation,
+            | Event::WatchRestored { served_generation }
+            | Event::WatchRepaired {
+                served_generation, ..
+            } => *served_generation,
         }
     }
 }
