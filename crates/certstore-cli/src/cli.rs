@@ -19,12 +19,16 @@ Without --ca the served chain is printed but not verified (reported as unverifie
 point is to see what is served, trusted or not. With --ca it is verified against that
 bundle, including the server name.
 
+Is the renewed Secret what the endpoint serves?
+  kubectl get secret -n prod api-tls -o json | certstore probe api:443 --against -
+
 Exit status:
-  0  handshake done (with --against: the served leaf is the file's leaf)
+  0  handshake done (with --against: the served leaf is the file's or Secret's leaf)
   1  with --against: the served leaf differs from the file's (the output says which is
      newer), or the file holds no usable certificate (a broken generation on disk)
-  2  usage error, a file that is missing or cannot be read, or the endpoint cannot be
-     reached or the handshake failed
+  2  usage error, a file that is missing or cannot be read, input that is no certificate
+     to compare with (a Secret without tls.crt, another kind of object), or the endpoint
+     cannot be reached or the handshake failed
 With --interval: the status of the last probe.";
 
 const EXIT_STATUS_WATCH: &str = "\
@@ -56,8 +60,8 @@ pub enum Command {
     ///
     /// Performs a real TLS handshake (rustls, TLS 1.2 or 1.3) and prints the served leaf:
     /// subject, SANs, serial, notBefore/notAfter, SHA-256 fingerprint. With --against, compares
-    /// it with the leaf in a certificate file: the "served != on disk" check. With --interval,
-    /// keeps probing and prints each change.
+    /// it with the leaf in a certificate file or a Kubernetes Secret: the "served != on disk"
+    /// check. With --interval, keeps probing and prints each change.
     #[command(after_help = EXIT_STATUS_PROBE)]
     Probe(ProbeArgs),
     /// Run a store on the files and print every rotation and every refusal as it happens.
@@ -106,8 +110,10 @@ pub struct ProbeArgs {
     /// Server name to send (SNI) and to verify with --ca. Default: HOST.
     #[arg(long, value_name = "NAME")]
     pub servername: Option<String>,
-    /// Compare the served leaf with the first certificate in CERT_FILE (e.g. the mounted
-    /// tls.crt), read again for every probe.
+    /// Compare the served leaf with the first certificate in CERT_FILE: a PEM file (e.g. the
+    /// mounted tls.crt) or a Secret as `kubectl get secret -o json` or `-o yaml` prints it
+    /// (its tls.crt), told apart by content; `-` reads standard input (once; a file is read
+    /// again for every probe).
     #[arg(long, value_name = "CERT_FILE")]
     pub against: Option<PathBuf>,
     /// Verify the served chain against this PEM CA bundle. Without it the chain is not

@@ -2,6 +2,7 @@
 //! store does while the files rotate. `check` and `watch` run the certstore library itself (its
 //! reader and validator), so the command's verdict and a running store's cannot disagree.
 
+mod against;
 mod check;
 mod cli;
 mod describe;

@@ -3,7 +3,6 @@
 
 use std::fmt::Write as _;
 use std::net::{TcpStream, ToSocketAddrs};
-use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -18,6 +17,7 @@ use rustls::{
 };
 use serde_json::{Value, json};
 
+use crate::against::Against;
 use crate::cli::ProbeArgs;
 use crate::describe::{Authority, Leaf};
 use crate::signals::Termination;
@@ -111,7 +111,16 @@ struct Served {
     cipher_suite: String,
     /// `None`: not verified (no --ca).
     verified: Option<Result<(), String>>,
-    against: Option<Comparison>,
+    against: Option<Compared>,
+}
+
+/// The outcome of `--against`, and what it compared with.
+struct Compared {
+    /// The input as the text output names it (see `Certificates::label`).
+    label: String,
+    /// NAMESPACE/NAME of the Secret the certificate came from.
+    secret: Option<String>,
+    comparison: Comparison,
 }
 
 enum Comparison {
@@ -124,7 +133,8 @@ enum Comparison {
     /// The file was read but holds no usable certificate (a broken generation on disk): it
     /// does not hold the served leaf either, so this counts as a difference.
     Unusable(String),
-    /// The file could not be read.
+    /// There is nothing to compare with: the file cannot be read, or it is a Secret without
+    /// a tls.crt, or no Secret at all.
     FileError(String),
 }
 
@@ -132,7 +142,7 @@ impl Outcome {
     fn exit_code(&self) -> i32 {
         match self {
             Outcome::Unreachable(_) => EXIT_TROUBLE,
-            Outcome::Served(served) => match &served.against {
+            Outcome::Served(served) => match served.against.as_ref().map(|a| &a.comparison) {
                 None | Some(Comparison::Match) => EXIT_OK,
                 Some(Comparison::Differ { .. } | Comparison::Unusable(_)) => EXIT_REFUSED,
                 Some(Comparison::FileError(_)) => EXIT_TROUBLE,
@@ -145,7 +155,7 @@ impl Outcome {
         match self {
             Outcome::Unreachable(why) => format!("unreachable {why}"),
             Outcome::Served(served) => {
-                let against = match &served.against {
+                let against = match served.against.as_ref().map(|a| &a.comparison) {
                     None => String::new(),
                     Some(Comparison::Match) => "match".to_owned(),
                     Some(Comparison::Differ { file_leaf, .. }) => {
@@ -196,10 +206,6 @@ fn parse_target(text: &str, servername: Option<&str>) -> Result<Target, String> 
     })
 }
 
-fn read(path: &Path, what: &str) -> Result<Vec<u8>, String> {
-    std::fs::read(path).map_err(|e| format!("{what} file {}: cannot read: {e}", path.display()))
-}
-
 fn parse_certs(bytes: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
     let certs = CertificateDer::pem_slice_iter(bytes)
         .collect::<Result<Vec<_>, _>>()
@@ -210,8 +216,10 @@ fn parse_certs(bytes: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
     Ok(certs)
 }
 
-fn read_certs(path: &Path, what: &str) -> Result<Vec<CertificateDer<'static>>, String> {
-    parse_certs(&read(path, what)?).map_err(|e| format!("{what} file {}: {e}", path.display()))
+fn read_certs(path: &std::path::Path, what: &str) -> Result<Vec<CertificateDer<'static>>, String> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| format!("{what} file {}: cannot read: {e}", path.display()))?;
+    parse_certs(&bytes).map_err(|e| format!("{what} file {}: {e}", path.display()))
 }
 
 fn client_config(args: &ProbeArgs) -> Result<(Arc<ClientConfig>, Arc<Recorder>), String> {
@@ -343,39 +351,45 @@ fn handshake(
     Ok(served)
 }
 
-fn compare(served: &Leaf, file: &Path) -> Comparison {
-    let bytes = match read(file, "certificate") {
-        Ok(bytes) => bytes,
-        Err(why) => return Comparison::FileError(why),
+fn compare(served: &Leaf, against: &Against) -> Compared {
+    let certificates = match against.read() {
+        Ok(certificates) => certificates,
+        Err(why) => {
+            return Compared {
+                label: against.label(),
+                secret: None,
+                comparison: Comparison::FileError(why),
+            };
+        }
     };
-    let parsed = parse_certs(&bytes).and_then(|certs| {
+    let parsed = parse_certs(&certificates.pem).and_then(|certs| {
         Leaf::from_der(certs[0].as_ref()).map_err(|e| format!("the first certificate is {e}"))
     });
-    let leaf = match parsed {
-        Ok(leaf) => leaf,
-        Err(why) => {
-            return Comparison::Unusable(format!("certificate file {}: {why}", file.display()));
-        }
-    };
-    if leaf.sha256_hex == served.sha256_hex {
-        Comparison::Match
-    } else {
-        Comparison::Differ {
+    let comparison = match parsed {
+        Err(why) => Comparison::Unusable(format!("{}: {why}", certificates.source)),
+        Ok(leaf) if leaf.sha256_hex == served.sha256_hex => Comparison::Match,
+        Ok(leaf) => Comparison::Differ {
             served_newer: served.newer_than(&leaf),
             file_leaf: leaf,
-        }
+        },
+    };
+    Compared {
+        label: certificates.label,
+        secret: certificates.secret,
+        comparison,
     }
 }
 
 fn probe_once(
     args: &ProbeArgs,
+    against: Option<&Against>,
     target: &Target,
     config: &Arc<ClientConfig>,
     recorder: &Recorder,
 ) -> Outcome {
     match handshake(target, config, recorder, args.timeout) {
         Ok(mut served) => {
-            served.against = args.against.as_deref().map(|f| compare(&served.leaf, f));
+            served.against = against.map(|against| compare(&served.leaf, against));
             Outcome::Served(Box::new(served))
         }
         Err(why) => Outcome::Unreachable(why),
@@ -391,8 +405,13 @@ pub fn run(args: &ProbeArgs) -> i32 {
         Ok(pair) => pair,
         Err(why) => return output::trouble(&why),
     };
+    let against = match args.against.as_deref().map(Against::open).transpose() {
+        Ok(against) => against,
+        Err(why) => return output::trouble(&why),
+    };
+    let against = against.as_ref();
     let Some(interval) = args.interval else {
-        let outcome = probe_once(args, &target, &config, &recorder);
+        let outcome = probe_once(args, against, &target, &config, &recorder);
         if args.json {
             output::json(&outcome_json(args, &target, &outcome));
         } else {
@@ -405,7 +424,7 @@ pub fn run(args: &ProbeArgs) -> i32 {
     let mut last_key = None;
     let mut probes = 0u64;
     loop {
-        let outcome = probe_once(args, &target, &config, &recorder);
+        let outcome = probe_once(args, against, &target, &config, &recorder);
         probes += 1;
         let key = outcome.key();
         if last_key.as_ref() != Some(&key) {
@@ -471,10 +490,13 @@ fn outcome_text(args: &ProbeArgs, target: &Target, outcome: &Outcome) -> String 
         "verified     {}",
         verified_text(args, &served.verified)
     );
-    if let (Some(file), Some(comparison)) = (&args.against, &served.against) {
+    if let Some(Compared {
+        label, comparison, ..
+    }) = &served.against
+    {
         match comparison {
             Comparison::Match => {
-                let _ = writeln!(text, "against      {}: same leaf", file.display());
+                let _ = writeln!(text, "against      {label}: same leaf");
             }
             Comparison::Differ {
                 file_leaf,
@@ -482,8 +504,7 @@ fn outcome_text(args: &ProbeArgs, target: &Target, outcome: &Outcome) -> String 
             } => {
                 let _ = writeln!(
                     text,
-                    "against      {}: DIFFERS: file serial {} (notBefore {}, notAfter {}); {}",
-                    file.display(),
+                    "against      {label}: DIFFERS: file serial {} (notBefore {}, notAfter {}); {}",
                     file_leaf.serial_hex,
                     format_unix(file_leaf.not_before),
                     format_unix(file_leaf.not_after),
@@ -519,7 +540,7 @@ fn outcome_line(args: &ProbeArgs, outcome: &Outcome) -> String {
         served.leaf.sha256_hex,
     );
     if args.against.is_some() {
-        let _ = match &served.against {
+        let _ = match served.against.as_ref().map(|a| &a.comparison) {
             Some(Comparison::Match) => write!(line, " against=match"),
             Some(Comparison::Differ {
                 file_leaf,
@@ -566,9 +587,12 @@ fn outcome_json(args: &ProbeArgs, target: &Target, outcome: &Outcome) -> Value {
             if let Some(Err(why)) = &served.verified {
                 report["verify_error"] = json!(why);
             }
-            if let (Some(file), Some(comparison)) = (&args.against, &served.against) {
+            if let (Some(file), Some(compared)) = (&args.against, &served.against) {
                 let mut against = json!({ "file": file.display().to_string() });
-                match comparison {
+                if let Some(secret) = &compared.secret {
+                    against["secret"] = json!(secret);
+                }
+                match &compared.comparison {
                     Comparison::Match => against["match"] = json!(true),
                     Comparison::Differ {
                         file_leaf,

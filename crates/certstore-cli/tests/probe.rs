@@ -529,3 +529,257 @@ fn interval_until_interrupted() {
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(1), "{status:?}");
 }
+
+/// `openssl base64 -A`: the one-line standard base64 that Kubernetes prints under `data`.
+fn base64(text: &str) -> String {
+    String::from_utf8(common::openssl(&["base64", "-A"], text.as_bytes())).unwrap()
+}
+
+/// A `kubernetes.io/tls` Secret as `kubectl get secret -n prod api-tls -o json` prints it;
+/// `data` maps each key to its PEM text, base64-encoded here.
+fn secret_json(data: &[(&str, &str)]) -> String {
+    let data: serde_json::Map<String, Value> = data
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), Value::String(base64(v))))
+        .collect();
+    serde_json::to_string_pretty(&serde_json::json!({
+        "apiVersion": "v1",
+        "data": data,
+        "kind": "Secret",
+        "metadata": {
+            "annotations": { "cert-manager.io/certificate-name": "api" },
+            "creationTimestamp": "2026-12-01T09:00:00Z",
+            "name": "api-tls",
+            "namespace": "prod",
+            "resourceVersion": "4711",
+            "uid": "0b5f6f4e-2f43-4c39-8d2b-6f1c5d0f9a11"
+        },
+        "type": "kubernetes.io/tls"
+    }))
+    .unwrap()
+}
+
+/// The same Secret as `kubectl get secret -n prod api-tls -o yaml` prints it.
+fn secret_yaml(data: &[(&str, &str)]) -> String {
+    let mut yaml = "apiVersion: v1\ndata:\n".to_owned();
+    for (k, v) in data {
+        yaml.push_str(&format!("  {k}: {}\n", base64(v)));
+    }
+    yaml.push_str(
+        "kind: Secret\nmetadata:\n  annotations:\n    cert-manager.io/certificate-name: api\n  \
+         creationTimestamp: \"2026-12-01T09:00:00Z\"\n  name: api-tls\n  namespace: prod\n  \
+         resourceVersion: \"4711\"\n  uid: 0b5f6f4e-2f43-4c39-8d2b-6f1c5d0f9a11\n\
+         type: kubernetes.io/tls\n",
+    );
+    yaml
+}
+
+/// `certstore ARGS` with `input` on its standard input.
+fn certstore_with_stdin(args: &[&str], input: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = Command::new(common::BIN)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// `kubectl get secret -o json|yaml | certstore probe HOST:PORT --against -`: 0 when the
+/// Secret's tls.crt is the served leaf, 1 when it holds another one (the renewed Secret the
+/// endpoint does not serve yet).
+#[test]
+fn against_a_secret_on_standard_input() {
+    let ca = Ca::new("Probe CA");
+    let old = ca.leaf(-3600, 86_400);
+    let new = ca.leaf(-60, 2 * 86_400);
+    let server = serve_one(&old);
+    let target = server.addr.to_string();
+
+    for (format, render) in [
+        ("json", secret_json as fn(&[(&str, &str)]) -> String),
+        ("yaml", secret_yaml),
+    ] {
+        let served = render(&[
+            ("ca.crt", &ca.pem),
+            ("tls.crt", &old.cert),
+            ("tls.key", &old.key),
+        ]);
+        let out = certstore_with_stdin(&["probe", &target, "--against", "-", "--json"], &served);
+        let report = json(&out);
+        assert_eq!(code(&out), 0, "{format}: {report}");
+        assert_eq!(report["against"]["match"], true, "{format}: {report}");
+        assert_eq!(report["against"]["file"], "-", "{format}: {report}");
+        assert_eq!(
+            report["against"]["secret"], "prod/api-tls",
+            "{format}: {report}"
+        );
+
+        let renewed = render(&[
+            ("ca.crt", &ca.pem),
+            ("tls.crt", &new.cert),
+            ("tls.key", &new.key),
+        ]);
+        let out = certstore_with_stdin(&["probe", &target, "--against", "-", "--json"], &renewed);
+        let report = json(&out);
+        assert_eq!(code(&out), 1, "{format}: {report}");
+        assert_eq!(report["against"]["match"], false, "{format}: {report}");
+        assert_eq!(report["against"]["newer"], "file", "{format}: {report}");
+        assert_eq!(
+            report["against"]["file_leaf"]["serial"],
+            new.serial_hex.as_str(),
+            "{format}: {report}"
+        );
+
+        // Text output names the Secret, and no byte of tls.key is ever shown.
+        let out = certstore_with_stdin(&["probe", &target, "--against", "-"], &renewed);
+        let text = stdout(&out);
+        assert_eq!(code(&out), 1, "{format}: {text}");
+        assert!(
+            text.contains("against      standard input (Secret prod/api-tls, tls.crt): DIFFERS"),
+            "{format}: {text}"
+        );
+        assert!(
+            text.contains("the endpoint still serves an older certificate"),
+            "{format}: {text}"
+        );
+        common::assert_no_key_material(&text, &new.key);
+    }
+}
+
+/// A Secret saved to a file works as well as one piped in, and a manifest's `stringData`
+/// (plain PEM, as written by hand) as well as `data`.
+#[test]
+fn against_a_secret_file_and_string_data() {
+    let ca = Ca::new("Probe CA");
+    let pair = ca.leaf(-60, 86_400);
+    let server = serve_one(&pair);
+    let target = server.addr.to_string();
+    let disk = Disk::new();
+
+    let json_file = disk.file("secret.json", &secret_json(&[("tls.crt", &pair.cert)]));
+    let yaml_file = disk.file("secret.yaml", &secret_yaml(&[("tls.crt", &pair.cert)]));
+    for file in [&json_file, &yaml_file] {
+        let out = certstore(&["probe", &target, "--against", file, "--json"]);
+        let report = json(&out);
+        assert_eq!(code(&out), 0, "{file}: {report}");
+        assert_eq!(report["against"]["match"], true, "{file}: {report}");
+        assert_eq!(report["against"]["file"], file.as_str(), "{file}: {report}");
+    }
+
+    let indented: String = pair.cert.lines().map(|l| format!("    {l}\n")).collect();
+    let manifest = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: api-tls\ntype: kubernetes.io/tls\n\
+         stringData:\n  tls.crt: |\n{indented}"
+    );
+    let out = certstore_with_stdin(&["probe", &target, "--against", "-", "--json"], &manifest);
+    let report = json(&out);
+    assert_eq!(code(&out), 0, "{report}");
+    assert_eq!(report["against"]["secret"], "api-tls", "{report}");
+}
+
+/// Input that cannot be compared at all is trouble (2), with an error naming the input and
+/// what is missing; never a byte of the key.
+#[test]
+fn against_an_unusable_secret_exits_2() {
+    let ca = Ca::new("Probe CA");
+    let pair = ca.leaf(-60, 86_400);
+    let server = serve_one(&pair);
+    let target = server.addr.to_string();
+    let only_key = [("ca.crt", ca.pem.as_str()), ("tls.key", pair.key.as_str())];
+
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "json without tls.crt",
+            secret_json(&only_key),
+            "standard input: Secret prod/api-tls has no \"tls.crt\" in data (it has: ca.crt, tls.key)",
+        ),
+        (
+            "yaml without tls.crt",
+            secret_yaml(&only_key),
+            "standard input: Secret prod/api-tls has no \"tls.crt\" in data (it has: ca.crt, tls.key)",
+        ),
+        (
+            "bad base64",
+            secret_yaml(&[("tls.key", &pair.key)])
+                .replace("data:\n", "data:\n  tls.crt: not*base64\n"),
+            "standard input: Secret prod/api-tls: data.\"tls.crt\" is not valid base64",
+        ),
+        (
+            "not a Secret",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: api\ndata:\n  x: y\n".to_owned(),
+            "standard input: a Kubernetes ConfigMap, not a Secret",
+        ),
+        (
+            "truncated JSON",
+            secret_json(&[("tls.crt", &pair.cert)])[..40].to_owned(),
+            "standard input: not valid JSON",
+        ),
+    ];
+    for (name, input, error) in cases {
+        let out = certstore_with_stdin(&["probe", &target, "--against", "-", "--json"], &input);
+        let report = json(&out);
+        assert_eq!(code(&out), 2, "{name}: {report}");
+        assert_eq!(report["against"]["match"], Value::Null, "{name}: {report}");
+        let message = report["against"]["error"].as_str().unwrap_or_default();
+        assert!(message.starts_with(error), "{name}: {report}");
+        common::assert_no_key_material(&stdout(&out), &pair.key);
+
+        let out = certstore_with_stdin(&["probe", &target, "--against", "-"], &input);
+        assert_eq!(code(&out), 2, "{name}");
+        assert!(
+            stdout(&out).contains(&format!("against      {error}")),
+            "{name}: {}",
+            stdout(&out)
+        );
+    }
+
+    // A Secret whose tls.crt decodes to something that is no certificate: a broken
+    // generation, which does not hold the served leaf (1), exactly as a broken file.
+    let broken = secret_json(&[("tls.crt", "-----BEGIN CERTIFICATE-----\nAAAA\n")]);
+    let out = certstore_with_stdin(&["probe", &target, "--against", "-", "--json"], &broken);
+    let report = json(&out);
+    assert_eq!(code(&out), 1, "{report}");
+    assert_eq!(report["against"]["match"], false, "{report}");
+    assert!(
+        report["against"]["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("standard input (Secret prod/api-tls, tls.crt): "),
+        "{report}"
+    );
+}
+
+/// Standard input can be read once: with --interval every probe compares with what was read.
+#[test]
+fn against_standard_input_with_interval() {
+    let ca = Ca::new("Probe CA");
+    let pair = ca.leaf(-60, 86_400);
+    let server = serve_one(&pair);
+    let secret = secret_yaml(&[("tls.crt", &pair.cert)]);
+    let out = certstore_with_stdin(
+        &[
+            "probe",
+            &server.addr.to_string(),
+            "--against",
+            "-",
+            "--interval",
+            "10ms",
+            "--count",
+            "3",
+        ],
+        &secret,
+    );
+    let text = stdout(&out);
+    assert_eq!(code(&out), 0, "{text}");
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(text.contains("against=match"), "{text}");
+}
