@@ -41,7 +41,7 @@ GO_PKGS := ./certstore/... ./certstoreextension/...
 MDATAGEN := build/bin/mdatagen
 IMAGE ?= localhost/otelcol-certstore:$(VERSION)
 
-.PHONY: all build install uninstall header header-check test test-rust test-c test-go lint generate \
+.PHONY: all build install uninstall header header-check setup check-prereqs test test-rust test-c test-go lint generate \
         bench bench-rust bench-go soak fuzz fuzz-short collector e2e image e2e-container demo \
         example-c clean
 
@@ -101,7 +101,18 @@ header:
 header-check:
 	$(CARGO) test -q -p certstore-ffi --test header
 
-test: lint test-rust fuzz-short test-c test-go e2e e2e-container
+# Everything `make test` needs is listed once, in tests/setup.sh: `make setup` installs it
+# (Debian packages through apt-get, as root or with sudo; rustfmt, clippy; the pinned
+# cargo-fuzz), and `make test` first checks it, so that a missing tool stops the run in
+# seconds, named, with the command that installs it, not minutes later in the middle.
+setup:
+	bash tests/setup.sh
+
+check-prereqs:
+	@bash tests/setup.sh --check
+
+# check-prereqs first: make runs a target's prerequisites in order (without -j).
+test: check-prereqs lint test-rust fuzz-short test-c test-go e2e e2e-container
 
 test-rust:
 	$(CARGO) test --workspace
