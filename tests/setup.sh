@@ -122,7 +122,8 @@ if [[ ${#missing_packages[@]} -gt 0 ]]; then
 	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing_packages[@]}" >/dev/null
 fi
 if command -v rustup >/dev/null; then
-	rustup component add rustfmt clippy >/dev/null
+	# Quiet: the check below names anything that did not get installed.
+	rustup component add rustfmt clippy >/dev/null 2>&1 || true
 fi
 if command -v cargo >/dev/null; then
 	fuzz_version=$(cargo fuzz --version 2>/dev/null | awk '{print $2}') || true

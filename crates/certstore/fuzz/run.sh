@@ -17,7 +17,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
 out=$root/build/fuzz
 target_dir=${CARGO_TARGET_DIR:-$root/target}/fuzz
 command -v cargo-fuzz >/dev/null || {
-	echo "fuzz: cargo-fuzz is missing: cargo install cargo-fuzz --version 0.13.2 --locked" >&2
+	echo "fuzz: cargo-fuzz is missing: 'make setup' installs the pinned version" >&2
 	exit 1
 }
 cd "$root"
