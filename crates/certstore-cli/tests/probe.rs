@@ -783,3 +783,15 @@ fn against_standard_input_with_interval() {
     assert_eq!(text.lines().count(), 1, "{text}");
     assert!(text.contains("against=match"), "{text}");
 }
+
+/// The help shows the one-pipe comparison with a Secret, as the README does.
+#[test]
+fn help_shows_the_secret_pipe() {
+    let out = certstore(&["probe", "--help"]);
+    assert_eq!(code(&out), 0);
+    let pipe = "kubectl get secret -n prod api-tls -o json | certstore probe api:443 --against -";
+    assert!(stdout(&out).contains(pipe), "{}", stdout(&out));
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    assert!(readme.contains(pipe), "README.md lacks: {pipe}");
+}
