@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 use std::net::{TcpStream, ToSocketAddrs};
+use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -216,7 +217,7 @@ fn parse_certs(bytes: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
     Ok(certs)
 }
 
-fn read_certs(path: &std::path::Path, what: &str) -> Result<Vec<CertificateDer<'static>>, String> {
+fn read_certs(path: &Path, what: &str) -> Result<Vec<CertificateDer<'static>>, String> {
     let bytes = std::fs::read(path)
         .map_err(|e| format!("{what} file {}: cannot read: {e}", path.display()))?;
     parse_certs(&bytes).map_err(|e| format!("{what} file {}: {e}", path.display()))
