@@ -106,6 +106,7 @@ func TestWatchDegradedMetric(t *testing.T) {
 			t.Skipf("no user namespace on this machine (%v): cannot lower the inotify limit for this test alone", err)
 		}
 		require.NoError(t, err, "the test in a user namespace:\n%s", out)
+		require.Contains(t, string(out), "--- PASS: TestWatchDegradedMetric", "the child ran the test")
 		return
 	}
 
