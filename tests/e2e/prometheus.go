@@ -264,6 +264,7 @@ scrape_configs:
 	if check("refused generation on disk: the CertstoreDiskDivergent expression returns the collector's series", ok,
 		"%v (%v)", got, err) {
 		s := got[0]
+		logf("CertstoreDiskDivergent expression: %v", s)
 		check("the series names the extension, the certificate file and the served serial",
 			s["certstore_extension"] == "certstore/server" && s["certstore_certificate_file"] == filepath.Join(certs, "tls.crt") &&
 				s["certstore_certificate_serial"] == l1.serial.Text(16),
