@@ -74,6 +74,16 @@ func newTelemetry(set component.TelemetrySettings, id component.ID, stores []*ce
 			})
 			return nil
 		}),
+		tb.RegisterCertstoreDiskCertificateTimeLeftCallback(func(_ context.Context, o metric.Float64Observer) error {
+			now := time.Now()
+			each(func(store *certstore.Store, attrs ...attribute.KeyValue) {
+				if st := store.Status(); st.DiskSerial != "" {
+					o.Observe(st.DiskNotAfter.Sub(now).Seconds(), metric.WithAttributes(append(attrs,
+						attribute.String("certstore.certificate.serial", st.DiskSerial))...))
+				}
+			})
+			return nil
+		}),
 		tb.RegisterCertstoreDiskDivergentCallback(func(_ context.Context, o metric.Int64Observer) error {
 			each(func(store *certstore.Store, attrs ...attribute.KeyValue) {
 				var v int64

@@ -134,3 +134,47 @@ func TestWatchDegradedMetric(t *testing.T) {
 	require.NoError(t, os.WriteFile(limitFile, limit, 0), "restore the watch limit")
 	waitFor(t, "watch_degraded back to 0", func() bool { v, ok := degraded(); return ok && v == 0 })
 }
+
+// disk_certificate_time_left names the leaf on disk: the served one while they agree, the
+// refused one while they differ (next to the served leaf's time_left, which keeps the served
+// serial), and nothing while the file does not parse.
+func TestDiskCertificateTimeLeft(t *testing.T) {
+	ca := newTestCA(t, "disk CA")
+	c1, k1, s1 := ca.issue(t, "server-1", 24*time.Hour)
+	d := newCertDir(t, c1, k1, ca.pem)
+	tel := componenttest.NewTelemetry()
+	t.Cleanup(func() { require.NoError(t, tel.Shutdown(context.Background())) })
+	startExtension(t, "disk", config(d, true), newStatusHost(), tel)
+	inst := attribute.String("certstore.extension", "certstore/disk")
+	onDisk := func(serial string) (float64, bool) {
+		return floatMetric(t, tel, "otelcol_certstore_disk_certificate_time_left", inst, certAttr(d.cert()),
+			attribute.String("certstore.certificate.serial", serial))
+	}
+	served := func(serial string) bool {
+		_, ok := floatMetric(t, tel, "otelcol_certstore_certificate_time_left", inst,
+			attribute.String("certstore.certificate.role", "leaf"), attribute.String("certstore.certificate.serial", serial))
+		return ok
+	}
+	v, ok := onDisk(s1.Text(16))
+	require.True(t, ok, "the disk leaf is reported with the served serial while they agree")
+	assert.InDelta(t, time.Until(parseCertPEM(t, c1).NotAfter).Seconds(), v, 60)
+
+	// A refused generation: a 48-hour leaf with another certificate's key.
+	c2, _, s2 := ca.issue(t, "server-2", 48*time.Hour)
+	_, kOther, _ := ca.issue(t, "other", time.Hour)
+	d.write(t, c2, kOther, ca.pem)
+	waitFor(t, "the refused leaf on disk", func() bool { _, ok := onDisk(s2.Text(16)); return ok })
+	v, _ = onDisk(s2.Text(16))
+	assert.InDelta(t, time.Until(parseCertPEM(t, c2).NotAfter).Seconds(), v, 60)
+	_, ok = onDisk(s1.Text(16))
+	assert.False(t, ok, "one disk series: the served serial is not on disk any more")
+	assert.True(t, served(s1.Text(16)), "the served leaf is still the first one")
+
+	// A file that does not parse: no disk series at all.
+	writeAtomic(t, d.cert(), []byte("not a certificate\n"))
+	waitFor(t, "no disk series while the file does not parse", func() bool {
+		m, err := tel.GetMetric("otelcol_certstore_disk_certificate_time_left")
+		return err != nil || len(m.Data.(metricdata.Gauge[float64]).DataPoints) == 0
+	})
+	assert.True(t, served(s1.Text(16)))
+}

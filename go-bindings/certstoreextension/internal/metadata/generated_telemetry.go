@@ -25,19 +25,20 @@ func Tracer(settings component.TelemetrySettings) trace.Tracer {
 // TelemetryBuilder provides an interface for components to report telemetry
 // as defined in metadata and user config.
 type TelemetryBuilder struct {
-	meter                          metric.Meter
-	mu                             sync.Mutex
-	registrations                  []metric.Registration
-	CertstoreCertificateLifetime   metric.Float64ObservableGauge
-	CertstoreCertificateTimeLeft   metric.Float64ObservableGauge
-	CertstoreDiskDivergent         metric.Int64ObservableGauge
-	CertstoreDiskDivergentDuration metric.Float64ObservableGauge
-	CertstoreGeneration            metric.Int64ObservableGauge
-	CertstoreReloadDuration        metric.Float64Histogram
-	CertstoreReloadFailures        metric.Int64Counter
-	CertstoreReloads               metric.Int64ObservableCounter
-	CertstoreValidatedCopyWrites   metric.Int64Counter
-	CertstoreWatchDegraded         metric.Int64ObservableGauge
+	meter                            metric.Meter
+	mu                               sync.Mutex
+	registrations                    []metric.Registration
+	CertstoreCertificateLifetime     metric.Float64ObservableGauge
+	CertstoreCertificateTimeLeft     metric.Float64ObservableGauge
+	CertstoreDiskCertificateTimeLeft metric.Float64ObservableGauge
+	CertstoreDiskDivergent           metric.Int64ObservableGauge
+	CertstoreDiskDivergentDuration   metric.Float64ObservableGauge
+	CertstoreGeneration              metric.Int64ObservableGauge
+	CertstoreReloadDuration          metric.Float64Histogram
+	CertstoreReloadFailures          metric.Int64Counter
+	CertstoreReloads                 metric.Int64ObservableCounter
+	CertstoreValidatedCopyWrites     metric.Int64Counter
+	CertstoreWatchDegraded           metric.Int64ObservableGauge
 }
 
 // TelemetryBuilderOption applies changes to default builder.
@@ -72,6 +73,21 @@ func (builder *TelemetryBuilder) RegisterCertstoreCertificateTimeLeftCallback(cb
 		cb(ctx, &observerFloat64{inst: builder.CertstoreCertificateTimeLeft, obs: o})
 		return nil
 	}, builder.CertstoreCertificateTimeLeft)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
+// RegisterCertstoreDiskCertificateTimeLeftCallback sets callback for observable CertstoreDiskCertificateTimeLeft metric.
+func (builder *TelemetryBuilder) RegisterCertstoreDiskCertificateTimeLeftCallback(cb metric.Float64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerFloat64{inst: builder.CertstoreDiskCertificateTimeLeft, obs: o})
+		return nil
+	}, builder.CertstoreDiskCertificateTimeLeft)
 	if err != nil {
 		return err
 	}
@@ -203,6 +219,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	builder.CertstoreCertificateTimeLeft, err = builder.meter.Float64ObservableGauge(
 		"otelcol_certstore_certificate_time_left",
 		metric.WithDescription("Time left until the served leaf certificate and each trusted CA certificate expire (negative once expired). [Alpha]"),
+		metric.WithUnit("s"),
+	)
+	errs = errors.Join(errs, err)
+	builder.CertstoreDiskCertificateTimeLeft, err = builder.meter.Float64ObservableGauge(
+		"otelcol_certstore_disk_certificate_time_left",
+		metric.WithDescription("Time left until the leaf certificate in the files on disk expires, with its serial, whether it is served or refused; absent while the file does not parse. Beside the served leaf's certificate_time_left it shows the served and the on-disk serial. [Alpha]"),
 		metric.WithUnit("s"),
 	)
 	errs = errors.Join(errs, err)

@@ -49,6 +49,20 @@ func AssertEqualCertstoreCertificateTimeLeft(t *testing.T, tt *componenttest.Tel
 	metricdatatest.AssertEqual(t, want, got, opts...)
 }
 
+func AssertEqualCertstoreDiskCertificateTimeLeft(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[float64], opts ...metricdatatest.Option) {
+	want := metricdata.Metrics{
+		Name:        "otelcol_certstore_disk_certificate_time_left",
+		Description: "Time left until the leaf certificate in the files on disk expires, with its serial, whether it is served or refused; absent while the file does not parse. Beside the served leaf's certificate_time_left it shows the served and the on-disk serial. [Alpha]",
+		Unit:        "s",
+		Data: metricdata.Gauge[float64]{
+			DataPoints: dps,
+		},
+	}
+	got, err := tt.GetMetric("otelcol_certstore_disk_certificate_time_left")
+	require.NoError(t, err)
+	metricdatatest.AssertEqual(t, want, got, opts...)
+}
+
 func AssertEqualCertstoreDiskDivergent(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_certstore_disk_divergent",
