@@ -276,6 +276,24 @@ scrape_configs:
 		return err == nil && len(pending) == 1
 	})
 	check("the alert is pending, not firing (its for: is 10m)", ok && pending[0]["alertstate"] == "pending", "%v (%v)", pending, err)
+	var description string
+	ok = waitUntil(ctx, 15*time.Second, func() bool {
+		var data struct {
+			Alerts []struct {
+				Labels      map[string]string `json:"labels"`
+				Annotations map[string]string `json:"annotations"`
+			} `json:"alerts"`
+		}
+		err = prom.get("/api/v1/alerts", nil, &data)
+		for _, a := range data.Alerts {
+			if a.Labels["alertname"] == "CertstoreDiskDivergent" && `instance="`+a.Labels["instance"]+`"` == instance {
+				description = a.Annotations["description"]
+			}
+		}
+		return strings.Contains(description, fmt.Sprintf("(serial %x on disk)", l2.serial))
+	})
+	check("the alert's description names the refused leaf's serial on disk", ok, "description %q (want serial %x; %v)",
+		description, l2.serial, err)
 
 	// The next good rotation: the expression returns nothing again.
 	l3 := ca.issue("prometheus-server-3")
