@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Checks that the Grafana dashboard parses and that every otelcol_* metric it or the alert rules
+# Checks that the Grafana dashboard parses, that its panel queries are valid PromQL, and that
+# every otelcol_* metric it or the alert rules
 # query is one the extension exports: a metric of go-bindings/certstoreextension/metadata.yaml
 # under the name the collector's Prometheus endpoint gives it: otelcol_ prefix, no unit suffix, no
 # _total on sums, _bucket, _sum and _count for histograms (the names the extension README lists
@@ -48,6 +49,23 @@ check() { # check FILE TEXT
 	echo "check.sh: $1: $(wc -w <<<"$used") metrics, all exported"
 }
 check "$DASHBOARD" "$queries"
+
+# Every panel query is valid PromQL: promtool checks them as recording rules, with Grafana's
+# variables replaced by values of their kind.
+command -v promtool >/dev/null || { echo "check.sh: promtool is missing (apt-get install prometheus)" >&2; exit 1; }
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+jq -er '{groups: [{name: "dashboard", rules: [[.. | objects | select(has("expr")) | .expr]
+	| to_entries[] | {record: "dashboard:query_\(.key)", expr: .value}]}]}' "$DASHBOARD" |
+	sed -e 's/\$__rate_interval/5m/g' -e 's/\$[a-z_]*/.*/g' >"$tmp/queries.rules.json"
+if ! out="$(promtool check rules "$tmp/queries.rules.json" 2>&1)"; then
+	echo "check.sh: $DASHBOARD: a panel query is not valid PromQL:" >&2
+	echo "$out" >&2
+	status=1
+else
+	echo "check.sh: $DASHBOARD: $(jq '.groups[0].rules | length' "$tmp/queries.rules.json") panel queries are valid PromQL"
+fi
+
 # The rules: their expressions and the metrics their annotations name.
 check "$RULES" "$(grep -vE '^\s*#' "$RULES")"
 exit $status
