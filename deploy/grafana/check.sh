@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Checks that the Grafana dashboard parses, that its panel queries are valid PromQL, and that
-# every otelcol_* metric it or the alert rules
-# query is one the extension exports: a metric of go-bindings/certstoreextension/metadata.yaml
-# under the name the collector's Prometheus endpoint gives it: otelcol_ prefix, no unit suffix, no
-# _total on sums, _bucket, _sum and _count for histograms (the names the extension README lists
-# and the e2e finds on the endpoint). Needs jq. Run by `make test-rules`.
+# every otelcol_* metric it or the alert rules query is one the extension exports: a metric of
+# go-bindings/certstoreextension/metadata.yaml under the name the collector's Prometheus
+# endpoint gives it: otelcol_ prefix, no unit suffix, no _total on sums, _bucket, _sum and
+# _count for histograms (the names the extension README lists and the e2e finds on the
+# endpoint). Needs jq and promtool. Run by `make test-rules`.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
