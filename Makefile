@@ -41,7 +41,7 @@ GO_PKGS := ./certstore/... ./certstoreextension/...
 MDATAGEN := build/bin/mdatagen
 IMAGE ?= localhost/otelcol-certstore:$(VERSION)
 
-.PHONY: all build install uninstall header header-check setup check-prereqs test test-rust test-c test-go lint generate \
+.PHONY: all build install uninstall header header-check setup check-prereqs test test-rules test-rust test-c test-go lint generate \
         bench bench-rust bench-go soak fuzz fuzz-short collector e2e image e2e-container demo \
         example-c clean
 
@@ -112,7 +112,15 @@ check-prereqs:
 	@bash tests/setup.sh --check
 
 # check-prereqs first: make runs a target's prerequisites in order (without -j).
-test: check-prereqs lint test-rust fuzz-short test-c test-go e2e e2e-container
+test: check-prereqs lint test-rules test-rust fuzz-short test-c test-go e2e e2e-container
+
+# The alert rules (deploy/prometheus): syntax, promtool unit tests, the PrometheusRule form
+# generated from the rules file; the Grafana dashboard queries only metrics of metadata.yaml.
+test-rules:
+	promtool check rules deploy/prometheus/certstore.rules.yaml
+	promtool test rules deploy/prometheus/tests/*.yaml
+	bash deploy/prometheus/generate.sh --check
+	bash deploy/grafana/check.sh
 
 test-rust:
 	$(CARGO) test --workspace

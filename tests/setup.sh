@@ -32,6 +32,7 @@ declare -A DEBIAN=(
 	[runc]=runc
 	[promtool]=prometheus      # the alert rules' unit tests
 	[prometheus]=prometheus    # the e2e against a real Prometheus server
+	[jq]=jq                    # make test-rules: the dashboard check
 )
 
 # "VERSION >= MIN" for dotted versions.

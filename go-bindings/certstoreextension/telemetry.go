@@ -44,19 +44,42 @@ func newTelemetry(set component.TelemetrySettings, id component.ID, stores []*ce
 			observe(store, t.inst, certAttr(files[i]))
 		}
 	}
+	// eachCertificate calls observe once for the served leaf and once for every trusted CA of
+	// every store, with the attributes time_left and lifetime share.
+	eachCertificate := func(observe func(notBefore, notAfter time.Time, attrs ...attribute.KeyValue)) {
+		each(func(store *certstore.Store, attrs ...attribute.KeyValue) {
+			snap, err := store.Current()
+			if err != nil {
+				return // closed: nothing to observe
+			}
+			observe(snap.NotBefore, snap.NotAfter, append(attrs, leaf,
+				attribute.String("certstore.certificate.serial", snap.Serial))...)
+			for _, c := range store.TrustedCAs() {
+				observe(c.NotBefore, c.NotAfter, append(attrs, ca,
+					attribute.String("certstore.certificate.serial", fmt.Sprintf("%x", c.SerialNumber)))...)
+			}
+		})
+	}
 	errs := []error{
 		tb.RegisterCertstoreCertificateTimeLeftCallback(func(_ context.Context, o metric.Float64Observer) error {
 			now := time.Now()
+			eachCertificate(func(_, notAfter time.Time, attrs ...attribute.KeyValue) {
+				o.Observe(notAfter.Sub(now).Seconds(), metric.WithAttributes(attrs...))
+			})
+			return nil
+		}),
+		tb.RegisterCertstoreCertificateLifetimeCallback(func(_ context.Context, o metric.Float64Observer) error {
+			eachCertificate(func(notBefore, notAfter time.Time, attrs ...attribute.KeyValue) {
+				o.Observe(notAfter.Sub(notBefore).Seconds(), metric.WithAttributes(attrs...))
+			})
+			return nil
+		}),
+		tb.RegisterCertstoreDiskCertificateTimeLeftCallback(func(_ context.Context, o metric.Float64Observer) error {
+			now := time.Now()
 			each(func(store *certstore.Store, attrs ...attribute.KeyValue) {
-				snap, err := store.Current()
-				if err != nil {
-					return // closed: nothing to observe
-				}
-				o.Observe(snap.NotAfter.Sub(now).Seconds(), metric.WithAttributes(append(attrs, leaf,
-					attribute.String("certstore.certificate.serial", snap.Serial))...))
-				for _, c := range store.TrustedCAs() {
-					o.Observe(c.NotAfter.Sub(now).Seconds(), metric.WithAttributes(append(attrs, ca,
-						attribute.String("certstore.certificate.serial", fmt.Sprintf("%x", c.SerialNumber)))...))
+				if st := store.Status(); st.DiskSerial != "" {
+					o.Observe(st.DiskNotAfter.Sub(now).Seconds(), metric.WithAttributes(append(attrs,
+						attribute.String("certstore.certificate.serial", st.DiskSerial))...))
 				}
 			})
 			return nil
@@ -84,6 +107,16 @@ func newTelemetry(set component.TelemetrySettings, id component.ID, stores []*ce
 		tb.RegisterCertstoreGenerationCallback(func(_ context.Context, o metric.Int64Observer) error {
 			each(func(store *certstore.Store, attrs ...attribute.KeyValue) {
 				o.Observe(int64(store.Status().Generation), metric.WithAttributes(attrs...))
+			})
+			return nil
+		}),
+		tb.RegisterCertstoreWatchDegradedCallback(func(_ context.Context, o metric.Int64Observer) error {
+			each(func(store *certstore.Store, attrs ...attribute.KeyValue) {
+				var v int64
+				if store.Status().WatchDegraded {
+					v = 1
+				}
+				o.Observe(v, metric.WithAttributes(attrs...))
 			})
 			return nil
 		}),

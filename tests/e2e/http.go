@@ -13,7 +13,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"math/big"
 	"net"
@@ -205,23 +204,9 @@ func httpExportOnce(ctx context.Context, url string, roots *x509.CertPool, clien
 // readmeMetricNames returns the Prometheus names listed in the extension README between the
 // metric-names markers: the e2e checks that the collector shows exactly those.
 func readmeMetricNames() ([]string, error) {
-	// The repository is above the working directory or above this binary (build/e2e).
-	var path string
-	wd, _ := os.Getwd()
-	exe, _ := os.Executable()
-	for _, start := range []string{wd, filepath.Dir(exe)} {
-		for dir := start; path == "" && dir != ""; dir = filepath.Dir(dir) {
-			p := filepath.Join(dir, "go-bindings", "certstoreextension", "README.md")
-			if _, err := os.Stat(p); err == nil {
-				path = p
-			}
-			if dir == filepath.Dir(dir) {
-				break
-			}
-		}
-	}
-	if path == "" {
-		return nil, errors.New("go-bindings/certstoreextension/README.md not found above the working directory or the e2e binary")
+	path, err := findAbove(filepath.Join("go-bindings", "certstoreextension", "README.md"))
+	if err != nil {
+		return nil, err
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {

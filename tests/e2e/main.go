@@ -652,7 +652,8 @@ func run() (code int) {
 	logf("direct sender: %d exports ok; via A: %d ok; B accepted %v spans, refused %v", direct.ok.Load(),
 		viaA.ok.Load(), accepted, refusedB)
 	check("both collectors still running (no restart)", b.running() && a.running(), "a collector exited")
-	runProbeScenario(ctx, dir) // issue 11: certstore probe --against, divergence metrics
+	runProbeScenario(ctx, dir)      // issue 11: certstore probe --against, divergence metrics
+	runPrometheusScenario(ctx, dir) // issue 17: the alert rules in a real Prometheus server
 	// Issue 10: the stock OTLP/HTTP receiver reading the extension's validated copy.
 	runHTTPScenario(ctx, dir)
 	// Issue 8: several certificates in one extension instance, chosen by SNI.

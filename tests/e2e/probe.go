@@ -23,15 +23,8 @@ func findCLI() (string, error) {
 	if *certstoreCLI != "" {
 		return filepath.Abs(*certstoreCLI)
 	}
-	wd, _ := os.Getwd()
-	exe, _ := os.Executable()
-	for _, start := range []string{wd, filepath.Dir(exe)} {
-		for dir := start; dir != "" && dir != filepath.Dir(dir); dir = filepath.Dir(dir) {
-			p := filepath.Join(dir, "target", "release", "certstore")
-			if st, err := os.Stat(p); err == nil && !st.IsDir() {
-				return p, nil
-			}
-		}
+	if p, err := findAbove(filepath.Join("target", "release", "certstore")); err == nil {
+		return p, nil
 	}
 	return "", errors.New("target/release/certstore not found (cargo build --release -p certstore-cli)")
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end test of the built collectors: OTLP/gRPC over TLS from the OTel Go SDK exporter,
 # kubelet-style rotations, a bad rotation, mTLS with a CA rotation, and a second collector
-# exporting through the extension's client side. Loopback only.
+# exporting through the extension's client side, and a Prometheus server (Debian package
+# prometheus) that scrapes a collector with the alert rules of deploy/prometheus. Loopback only.
 #
 #   bash tests/e2e/run.sh            # or: make e2e (builds the collectors first)
 #   COLLECTOR=/path/to/otelcol-certstore bash tests/e2e/run.sh -workdir /tmp/e2e-keep

@@ -25,17 +25,20 @@ func Tracer(settings component.TelemetrySettings) trace.Tracer {
 // TelemetryBuilder provides an interface for components to report telemetry
 // as defined in metadata and user config.
 type TelemetryBuilder struct {
-	meter                          metric.Meter
-	mu                             sync.Mutex
-	registrations                  []metric.Registration
-	CertstoreCertificateTimeLeft   metric.Float64ObservableGauge
-	CertstoreDiskDivergent         metric.Int64ObservableGauge
-	CertstoreDiskDivergentDuration metric.Float64ObservableGauge
-	CertstoreGeneration            metric.Int64ObservableGauge
-	CertstoreReloadDuration        metric.Float64Histogram
-	CertstoreReloadFailures        metric.Int64Counter
-	CertstoreReloads               metric.Int64ObservableCounter
-	CertstoreValidatedCopyWrites   metric.Int64Counter
+	meter                            metric.Meter
+	mu                               sync.Mutex
+	registrations                    []metric.Registration
+	CertstoreCertificateLifetime     metric.Float64ObservableGauge
+	CertstoreCertificateTimeLeft     metric.Float64ObservableGauge
+	CertstoreDiskCertificateTimeLeft metric.Float64ObservableGauge
+	CertstoreDiskDivergent           metric.Int64ObservableGauge
+	CertstoreDiskDivergentDuration   metric.Float64ObservableGauge
+	CertstoreGeneration              metric.Int64ObservableGauge
+	CertstoreReloadDuration          metric.Float64Histogram
+	CertstoreReloadFailures          metric.Int64Counter
+	CertstoreReloads                 metric.Int64ObservableCounter
+	CertstoreValidatedCopyWrites     metric.Int64Counter
+	CertstoreWatchDegraded           metric.Int64ObservableGauge
 }
 
 // TelemetryBuilderOption applies changes to default builder.
@@ -49,12 +52,42 @@ func (tbof telemetryBuilderOptionFunc) apply(mb *TelemetryBuilder) {
 	tbof(mb)
 }
 
+// RegisterCertstoreCertificateLifetimeCallback sets callback for observable CertstoreCertificateLifetime metric.
+func (builder *TelemetryBuilder) RegisterCertstoreCertificateLifetimeCallback(cb metric.Float64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerFloat64{inst: builder.CertstoreCertificateLifetime, obs: o})
+		return nil
+	}, builder.CertstoreCertificateLifetime)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
 // RegisterCertstoreCertificateTimeLeftCallback sets callback for observable CertstoreCertificateTimeLeft metric.
 func (builder *TelemetryBuilder) RegisterCertstoreCertificateTimeLeftCallback(cb metric.Float64Callback) error {
 	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
 		cb(ctx, &observerFloat64{inst: builder.CertstoreCertificateTimeLeft, obs: o})
 		return nil
 	}, builder.CertstoreCertificateTimeLeft)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
+// RegisterCertstoreDiskCertificateTimeLeftCallback sets callback for observable CertstoreDiskCertificateTimeLeft metric.
+func (builder *TelemetryBuilder) RegisterCertstoreDiskCertificateTimeLeftCallback(cb metric.Float64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerFloat64{inst: builder.CertstoreDiskCertificateTimeLeft, obs: o})
+		return nil
+	}, builder.CertstoreDiskCertificateTimeLeft)
 	if err != nil {
 		return err
 	}
@@ -124,6 +157,21 @@ func (builder *TelemetryBuilder) RegisterCertstoreReloadsCallback(cb metric.Int6
 	return nil
 }
 
+// RegisterCertstoreWatchDegradedCallback sets callback for observable CertstoreWatchDegraded metric.
+func (builder *TelemetryBuilder) RegisterCertstoreWatchDegradedCallback(cb metric.Int64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerInt64{inst: builder.CertstoreWatchDegraded, obs: o})
+		return nil
+	}, builder.CertstoreWatchDegraded)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
 type observerInt64 struct {
 	embedded.Int64Observer
 	inst metric.Int64Observable
@@ -162,9 +210,21 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	}
 	builder.meter = Meter(settings)
 	var err, errs error
+	builder.CertstoreCertificateLifetime, err = builder.meter.Float64ObservableGauge(
+		"otelcol_certstore_certificate_lifetime",
+		metric.WithDescription("Whole validity period (notAfter − notBefore) of the served leaf certificate and each trusted CA certificate; with certificate_time_left it gives the fraction of the lifetime left. [Alpha]"),
+		metric.WithUnit("s"),
+	)
+	errs = errors.Join(errs, err)
 	builder.CertstoreCertificateTimeLeft, err = builder.meter.Float64ObservableGauge(
 		"otelcol_certstore_certificate_time_left",
 		metric.WithDescription("Time left until the served leaf certificate and each trusted CA certificate expire (negative once expired). [Alpha]"),
+		metric.WithUnit("s"),
+	)
+	errs = errors.Join(errs, err)
+	builder.CertstoreDiskCertificateTimeLeft, err = builder.meter.Float64ObservableGauge(
+		"otelcol_certstore_disk_certificate_time_left",
+		metric.WithDescription("Time left until the leaf certificate in the files on disk expires, with its serial, whether it is served or refused; absent while the file does not parse. Beside the served leaf's certificate_time_left it shows the served and the on-disk serial. [Alpha]"),
 		metric.WithUnit("s"),
 	)
 	errs = errors.Join(errs, err)
@@ -209,6 +269,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		"otelcol_certstore_validated_copy_writes",
 		metric.WithDescription("Generations written to validated_dir, by outcome. [Alpha]"),
 		metric.WithUnit("{write}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.CertstoreWatchDegraded, err = builder.meter.Int64ObservableGauge(
+		"otelcol_certstore_watch_degraded",
+		metric.WithDescription("1 while inotify cannot watch (all of) the certificate files and the store re-reads them on a timer instead, 0 while every watch is in place. [Alpha]"),
+		metric.WithUnit("1"),
 	)
 	errs = errors.Join(errs, err)
 	return &builder, errs
