@@ -119,11 +119,30 @@ type ClientSideConfig struct {
 // component status.
 type ExpiryConfig struct {
 	// ExpiryWarning logs a warning while the served leaf or a CA expires within this duration.
-	// 0 disables the warning. The time left is always a metric.
-	ExpiryWarning time.Duration `mapstructure:"expiry_warning"`
-	// ExpiryStatus also reports a RecoverableError status within expiry_warning. Off by
+	// Not set (the default): when less than a third of the certificate's lifetime is left,
+	// where cert-manager renews by default, so one default fits 1-hour and 90-day
+	// certificates. 0 disables the warning. The time left is always a metric.
+	ExpiryWarning *time.Duration `mapstructure:"expiry_warning"`
+	// ExpiryStatus also reports a RecoverableError status while the warning holds. Off by
 	// default: a health check could restart a pod whose certificate is simply not renewed yet.
 	ExpiryStatus bool `mapstructure:"expiry_status"`
+}
+
+// warnsWithin is how long before notAfter a certificate valid from notBefore is reported:
+// expiry_warning, or a third of its lifetime when expiry_warning is not set.
+func (x ExpiryConfig) warnsWithin(notBefore, notAfter time.Time) time.Duration {
+	if x.ExpiryWarning != nil {
+		return *x.ExpiryWarning
+	}
+	return notAfter.Sub(notBefore) / 3
+}
+
+// describe says in words when a warning is given, for logs and the status.
+func (x ExpiryConfig) describe() string {
+	if x.ExpiryWarning != nil {
+		return "within expiry_warning " + x.ExpiryWarning.String()
+	}
+	return "with less than a third of its lifetime left (expiry_warning not set)"
 }
 
 // ValidatedCopyConfig is the copy of the last validated generation for components that read
@@ -147,7 +166,6 @@ func createDefaultConfig() component.Config {
 			MinVersion:     "1.2",
 		},
 		Client: ClientSideConfig{HandshakeTimeout: 10 * time.Second},
-		Expiry: ExpiryConfig{ExpiryWarning: 7 * 24 * time.Hour},
 	}
 }
 
@@ -196,11 +214,11 @@ func (cfg *Config) Validate() error {
 	if cfg.Client.HandshakeTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("handshake_timeout must be positive (got %s)", cfg.Client.HandshakeTimeout))
 	}
-	if cfg.Expiry.ExpiryWarning < 0 {
-		errs = append(errs, fmt.Errorf("expiry_warning must not be negative (got %s); use 0 to disable the warning", cfg.Expiry.ExpiryWarning))
+	if w := cfg.Expiry.ExpiryWarning; w != nil && *w < 0 {
+		errs = append(errs, fmt.Errorf("expiry_warning must not be negative (got %s); use 0 to disable the warning", *w))
 	}
-	if cfg.Expiry.ExpiryStatus && cfg.Expiry.ExpiryWarning == 0 {
-		errs = append(errs, errors.New("expiry_status needs expiry_warning (how long before expiry the status changes)"))
+	if w := cfg.Expiry.ExpiryWarning; cfg.Expiry.ExpiryStatus && w != nil && *w == 0 {
+		errs = append(errs, errors.New("expiry_status needs the expiry warning: remove expiry_warning: 0 (a third of the lifetime) or set a duration"))
 	}
 	if d := cfg.Copy.ValidatedDir; d != "" {
 		errs = append(errs, validateCopyDir(d, cfg.TLS))

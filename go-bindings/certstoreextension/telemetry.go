@@ -29,8 +29,9 @@ func certAttr(certFile string) attribute.KeyValue {
 	return attribute.String("certstore.certificate.file", certFile)
 }
 
-// newTelemetry observes every store, each under the cert_file it reads (files[i]).
-func newTelemetry(set component.TelemetrySettings, id component.ID, stores []*certstore.Store, files []string) (*telemetry, error) {
+// newTelemetry observes every store, each under the cert_file it reads (files[i]); the CAs of
+// caFile (the same for every store) once, under caFile.
+func newTelemetry(set component.TelemetrySettings, id component.ID, stores []*certstore.Store, files []string, caFile string) (*telemetry, error) {
 	tb, err := metadata.NewTelemetryBuilder(set)
 	if err != nil {
 		return nil, err
@@ -54,11 +55,11 @@ func newTelemetry(set component.TelemetrySettings, id component.ID, stores []*ce
 				}
 				o.Observe(snap.NotAfter.Sub(now).Seconds(), metric.WithAttributes(append(attrs, leaf,
 					attribute.String("certstore.certificate.serial", snap.Serial))...))
-				for _, c := range store.TrustedCAs() {
-					o.Observe(c.NotAfter.Sub(now).Seconds(), metric.WithAttributes(append(attrs, ca,
-						attribute.String("certstore.certificate.serial", fmt.Sprintf("%x", c.SerialNumber)))...))
-				}
 			})
+			for _, c := range stores[0].TrustedCAs() {
+				o.Observe(c.NotAfter.Sub(now).Seconds(), metric.WithAttributes(t.inst, certAttr(caFile), ca,
+					attribute.String("certstore.certificate.serial", fmt.Sprintf("%x", c.SerialNumber))))
+			}
 			return nil
 		}),
 		tb.RegisterCertstoreDiskDivergentCallback(func(_ context.Context, o metric.Int64Observer) error {
