@@ -42,3 +42,25 @@ func TestClientTLSConfigMergesExtraRootsOncePerGeneration(t *testing.T) {
 		t.Fatalf("two generations built the merged roots %d times, want 2", got)
 	}
 }
+
+// The client-side verification of one handshake with the system roots added
+// (include_system_ca_certs_pool): the merged pool is built once per generation, not here.
+func BenchmarkClientVerifyWithSystemRoots(b *testing.B) {
+	serverCA := newCA(b, "server-ca")
+	srv := startServer(b, &tls.Config{Certificates: []tls.Certificate{serverCA.issue(b, kECDSA, "server").tlsCert(b)}})
+	system, err := x509.SystemCertPool()
+	if err != nil || system == nil {
+		b.Skip("no system pool")
+	}
+	w := newAtomicWriter(b)
+	w.writeLeaf(serverCA.issue(b, kECDSA, "client"), serverCA.pem)
+	s := openT(b, w.options(true))
+	client := s.ClientTLSConfig(&tls.Config{ServerName: "localhost", RootCAs: system})
+	state := mustDial(b, srv.addr, client).state
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := client.VerifyConnection(state); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
