@@ -149,7 +149,9 @@ func (x ExpiryConfig) describe() string {
 // certificate files themselves (confighttp servers, configtls used directly).
 type ValidatedCopyConfig struct {
 	// ValidatedDir is a directory the extension owns: it writes tls.crt, tls.key and ca.crt
-	// there with the kubelet's atomic layout, after validation only. Empty: no copy.
+	// there with the kubelet's atomic layout, after validation only. It must not exist, be
+	// empty (an emptyDir mount point) or have been written by certstore before; one instance
+	// holds it at a time (see copyWriter). Empty: no copy.
 	ValidatedDir string `mapstructure:"validated_dir"`
 }
 
