@@ -4,13 +4,17 @@
 package certstoreextension
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
+	"fmt"
+	"io"
 	"math/big"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -319,4 +323,48 @@ func TestValidatedCopySweepsStaleGenerations(t *testing.T) {
 	assert.NoDirExists(t, crashed, "swept after the rotation")
 	_, gen := copyState(t, dir)
 	assert.Equal(t, []string{gen}, generationDirs(t, dir), "only the generation ..data names is left")
+}
+
+// Issue 15 defect 2, two collectors on one volume: another process holding the directory makes
+// Start refuse it too. The other process is this test binary, running
+// TestHelperHoldValidatedDir.
+func TestValidatedCopyOwnedByAnotherProcess(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "validated")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperHoldValidatedDir$")
+	cmd.Env = append(os.Environ(), "CERTSTORE_HOLD_DIR="+dir)
+	stdin, err := cmd.StdinPipe()
+	require.NoError(t, err)
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = stdin.Close(); _ = cmd.Wait() })
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	require.NoError(t, err)
+	require.Equal(t, "holding\n", line)
+
+	ca := newTestCA(t, "other process CA")
+	c1, k1, _ := ca.issue(t, "server", 24*time.Hour)
+	cfg := config(newCertDir(t, c1, k1, nil), false)
+	cfg.Copy.ValidatedDir = dir
+	_, err = startCopyExtension(t, "second-collector", cfg)
+	require.ErrorContains(t, err, "validated_dir "+dir+" is in use by another certstore (another collector sharing the volume?)")
+
+	require.NoError(t, stdin.Close())
+	require.NoError(t, cmd.Wait())
+	_, err = startCopyExtension(t, "after", cfg)
+	require.NoError(t, err, "free once the other process is gone")
+}
+
+// TestHelperHoldValidatedDir is the other collector of TestValidatedCopyOwnedByAnotherProcess:
+// it owns CERTSTORE_HOLD_DIR until its stdin closes.
+func TestHelperHoldValidatedDir(t *testing.T) {
+	dir := os.Getenv("CERTSTORE_HOLD_DIR")
+	if dir == "" {
+		t.Skip("run by TestValidatedCopyOwnedByAnotherProcess")
+	}
+	w, err := newCopyWriter(dir, "certstore/first-collector")
+	require.NoError(t, err)
+	defer w.close()
+	fmt.Println("holding")
+	_, _ = io.Copy(io.Discard, os.Stdin)
 }
