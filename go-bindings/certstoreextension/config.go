@@ -119,22 +119,33 @@ type ClientSideConfig struct {
 // component status.
 type ExpiryConfig struct {
 	// ExpiryWarning logs a warning while the served leaf or a CA expires within this duration.
-	// Not set (the default): when less than a third of the certificate's lifetime is left,
-	// where cert-manager renews by default, so one default fits 1-hour and 90-day
-	// certificates. 0 disables the warning. The time left is always a metric.
+	// Not set (the default): when less than a quarter of the certificate's lifetime is left,
+	// 14 days at most (see defaultWarning). 0 disables the warning. The time left is always a
+	// metric.
 	ExpiryWarning *time.Duration `mapstructure:"expiry_warning"`
 	// ExpiryStatus also reports a RecoverableError status while the warning holds. Off by
 	// default: a health check could restart a pod whose certificate is simply not renewed yet.
 	ExpiryStatus bool `mapstructure:"expiry_status"`
 }
 
+// maxDefaultWarning caps the default warning: a 10-year CA is not reported for years.
+const maxDefaultWarning = 14 * 24 * time.Hour
+
 // warnsWithin is how long before notAfter a certificate valid from notBefore is reported:
-// expiry_warning, or a third of its lifetime when expiry_warning is not set.
+// expiry_warning, or else defaultWarning.
 func (x ExpiryConfig) warnsWithin(notBefore, notAfter time.Time) time.Duration {
 	if x.ExpiryWarning != nil {
 		return *x.ExpiryWarning
 	}
-	return notAfter.Sub(notBefore) / 3
+	return defaultWarning(notAfter.Sub(notBefore))
+}
+
+// defaultWarning is relative to the lifetime, so one default fits 1-hour and 90-day
+// certificates: a quarter of it (14 days at most). Not a third: cert-manager renews when a
+// third is left, and the new Secret takes up to a minute or two to reach the pod, so a third
+// would warn at every normal renewal. A quarter says the renewal is late.
+func defaultWarning(lifetime time.Duration) time.Duration {
+	return min(lifetime/4, maxDefaultWarning)
 }
 
 // describe says in words when a warning is given, for logs and the status.
@@ -142,7 +153,7 @@ func (x ExpiryConfig) describe() string {
 	if x.ExpiryWarning != nil {
 		return "within expiry_warning " + x.ExpiryWarning.String()
 	}
-	return "with less than a third of its lifetime left (expiry_warning not set)"
+	return "with less than a quarter of its lifetime (at most 14 days) left (expiry_warning not set)"
 }
 
 // ValidatedCopyConfig is the copy of the last validated generation for components that read
@@ -220,7 +231,7 @@ func (cfg *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("expiry_warning must not be negative (got %s); use 0 to disable the warning", *w))
 	}
 	if w := cfg.Expiry.ExpiryWarning; cfg.Expiry.ExpiryStatus && w != nil && *w == 0 {
-		errs = append(errs, errors.New("expiry_status needs the expiry warning: remove expiry_warning: 0 (a third of the lifetime) or set a duration"))
+		errs = append(errs, errors.New("expiry_status needs the expiry warning: remove expiry_warning: 0 (a quarter of the lifetime) or set a duration"))
 	}
 	if d := cfg.Copy.ValidatedDir; d != "" {
 		errs = append(errs, validateCopyDir(d, cfg.TLS))

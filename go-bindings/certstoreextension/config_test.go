@@ -116,7 +116,7 @@ func TestConfigDefaults(t *testing.T) {
 	assert.Equal(t, time.Minute, cfg.TLS.ReloadInterval)
 	assert.Zero(t, cfg.TLS.CAOverlap, "a removed CA is not trusted by default")
 	assert.Equal(t, "1.2", cfg.TLS.MinVersion)
-	assert.Nil(t, cfg.Expiry.ExpiryWarning, "not set: warn when a third of the lifetime is left")
+	assert.Nil(t, cfg.Expiry.ExpiryWarning, "not set: warn when a quarter of the lifetime is left")
 	assert.False(t, cfg.Expiry.ExpiryStatus, "expiry changes the status only when asked")
 	assert.Equal(t, 10*time.Second, cfg.Client.HandshakeTimeout)
 	assert.Empty(t, cfg.Copy.ValidatedDir)

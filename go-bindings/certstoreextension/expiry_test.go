@@ -14,9 +14,9 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 )
 
-// Issue 15 (defaults): without expiry_warning, a certificate is reported when less than a third
-// of its lifetime is left, so 1-hour certificates do not warn at every rotation (the fixed 168h
-// default did) and 90-day ones still warn weeks ahead.
+// Issue 15 (defaults): without expiry_warning, a certificate is reported when less than a
+// quarter of its lifetime (14 days at most) is left, so 1-hour certificates do not warn at every
+// rotation (the fixed 168h default did) and 90-day ones still warn two weeks ahead.
 func TestExpiryWarningDefaultIsRelativeToLifetime(t *testing.T) {
 	ca := newTestCA(t, "relative expiry CA") // 25h lifetime, 24h left: not reported
 	now := time.Now()
@@ -31,7 +31,7 @@ func TestExpiryWarningDefaultIsRelativeToLifetime(t *testing.T) {
 	assert.Zero(t, logs.FilterMessageSnippet("Certificate expires soon").Len(), "a fresh 1-hour certificate is not reported")
 	assert.Nil(t, host.last(), "no status change for a fresh certificate")
 
-	// 10 minutes left of 60: less than a third.
+	// 10 minutes left of 60: less than a quarter.
 	late, lateKey, lateSerial := ca.issueBetween(t, "late 1h", now.Add(-50*time.Minute), now.Add(10*time.Minute))
 	d.write(t, late, lateKey, ca.pem)
 	waitFor(t, "the late certificate served", func() bool {
@@ -43,14 +43,16 @@ func TestExpiryWarningDefaultIsRelativeToLifetime(t *testing.T) {
 		ev := host.last()
 		return ev != nil && ev.Status() == componentstatus.StatusRecoverableError
 	})
-	require.Contains(t, host.last().Err().Error(), "less than a third of its lifetime left")
+	require.Contains(t, host.last().Err().Error(), "less than a quarter of its lifetime (at most 14 days) left")
 
-	// 90 days, 40 left: more than a third, not reported; 20 left: reported.
+	// 90 days: renewed by cert-manager at 30 left, reported at 14 left; a 10-year CA too.
 	d.write(t, fresh, freshKey, ca.pem)
 	waitFor(t, "OK with the fresh certificate", func() bool { return host.last().Status() == componentstatus.StatusOK })
 	day := 24 * time.Hour
-	assert.Greater(t, 40*day, ExpiryConfig{}.warnsWithin(now.Add(-50*day), now.Add(40*day)))
-	assert.Less(t, 20*day, ExpiryConfig{}.warnsWithin(now.Add(-70*day), now.Add(20*day)))
+	assert.Equal(t, 14*day, ExpiryConfig{}.warnsWithin(now.Add(-60*day), now.Add(30*day)))
+	assert.Equal(t, 14*day, ExpiryConfig{}.warnsWithin(now.Add(-9*365*day), now.Add(365*day)))
+	assert.Equal(t, 6*time.Hour, ExpiryConfig{}.warnsWithin(now.Add(-16*time.Hour), now.Add(8*time.Hour)),
+		"24h, renewed at 8h left: reported at 6h left")
 	assert.Equal(t, 168*time.Hour, ExpiryConfig{ExpiryWarning: ptr(168 * time.Hour)}.warnsWithin(now, now.Add(day)),
 		"an explicit expiry_warning is used as it is")
 }
