@@ -216,6 +216,8 @@ type Store struct {
 	nextSub uint64
 	evWake  chan struct{}
 	evStop  chan struct{}
+	evDone  chan struct{} // closed when dispatch returns
+	inFn    atomic.Bool   // dispatch is calling a subscriber
 }
 
 type subscriber struct {
@@ -237,6 +239,7 @@ func open(o Options, now func() time.Time) (*Store, error) {
 		subs:   make(map[uint64]*subscriber),
 		evWake: make(chan struct{}, 1),
 		evStop: make(chan struct{}),
+		evDone: make(chan struct{}),
 	}
 	// Session ticket keys belong to the Store, not to a generation, so a ticket issued
 	// before a rotation still resumes after it.
@@ -544,6 +547,7 @@ func (s *Store) enqueue(ev Event) {
 }
 
 func (s *Store) dispatch() {
+	defer close(s.evDone)
 	var subs []*subscriber
 	for {
 		select {
@@ -566,9 +570,13 @@ func (s *Store) dispatch() {
 			}
 			s.evMu.Unlock()
 			for _, sub := range subs {
+				// inFn is set before closed is read, and Close sets closed before it reads
+				// inFn: Close either sees this call or this call sees Close.
+				s.inFn.Store(true)
 				if !sub.canceled.Load() && !s.closed.Load() {
 					sub.fn(ev)
 				}
+				s.inFn.Store(false)
 			}
 		}
 	}
@@ -577,7 +585,13 @@ func (s *Store) dispatch() {
 // Close stops watching the files and frees the library's store. It is idempotent. Configs
 // made by ServerTLSConfig and ClientTLSConfig keep serving the last generation, so Close is
 // safe while handshakes run. Subscribers receive no event after Close returns, except one
-// already running.
+// already running. Close waits for the goroutine Open started to deliver events, unless a
+// subscriber is running at that moment (Close may be called from a subscriber): then that
+// goroutine ends as soon as the subscriber returns.
+//
+// A Store that is never closed is never freed: the library keeps watching its files, and its
+// memory (the key included) and the event goroutine live until the process exits. Configs
+// handed out hold it too, so there is no finalizer to rely on: call Close.
 func (s *Store) Close() error {
 	var err error
 	s.once.Do(func() {
@@ -587,6 +601,9 @@ func (s *Store) Close() error {
 		s.subs = map[uint64]*subscriber{}
 		s.evMu.Unlock()
 		close(s.evStop)
+		if !s.inFn.Load() {
+			<-s.evDone
+		}
 
 		// Unsubscribe with no lock held: it waits for a running callback, which takes s.mu
 		// and s.cmu.

@@ -165,9 +165,9 @@ func (s *Store) ClientTLSConfig(base *tls.Config) *tls.Config {
 	userPeer := base.VerifyPeerCertificate
 	userVerify := base.VerifyConnection
 	timeFn := base.Time
-	extraRoots := base.RootCAs
+	roots := &rootsCache{extra: base.RootCAs}
 	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
-		chains, err := s.verifyServer(cs, name, timeFn, extraRoots)
+		chains, err := s.verifyServer(cs, name, timeFn, roots.get(s.current()))
 		if err != nil {
 			return err
 		}
@@ -237,6 +237,7 @@ func rootsOf(st *state, extra *x509.CertPool) *x509.CertPool {
 	if extra == nil {
 		return st.snap.CAPool
 	}
+	mergedRootsBuilt.Add(1)
 	pool := extra.Clone()
 	for _, c := range st.snap.CACerts {
 		pool.AddCert(c)
@@ -247,11 +248,44 @@ func rootsOf(st *state, extra *x509.CertPool) *x509.CertPool {
 	return pool
 }
 
+// mergedRootsBuilt counts the pools rootsOf merged (extra roots, e.g. the whole system pool,
+// cloned): tests check that it happens once per generation, not per handshake.
+var mergedRootsBuilt atomic.Uint64
+
+// rootsCache is the trust of one client config, merged once per served state.
+type rootsCache struct {
+	extra *x509.CertPool
+	mu    sync.Mutex // serializes building; never taken when the cache is fresh
+	last  atomic.Pointer[cachedRoots]
+}
+
+type cachedRoots struct {
+	st   *state
+	pool *x509.CertPool
+}
+
+func (c *rootsCache) get(st *state) *x509.CertPool {
+	if c.extra == nil {
+		return st.snap.CAPool
+	}
+	if r := c.last.Load(); r != nil && r.st == st {
+		return r.pool
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if r := c.last.Load(); r != nil && (r.st == st || r.st.seq > st.seq) {
+		return r.pool // built meanwhile, or for a newer state: trust that one
+	}
+	pool := rootsOf(st, c.extra)
+	c.last.Store(&cachedRoots{st: st, pool: pool})
+	return pool
+}
+
 var errNoServerName = errors.New("certstore: no server name to verify: set tls.Config.ServerName (needed when dialling an IP address)")
 
 // verifyServer does what crypto/tls does for a client with static roots, against the current
 // ones, and returns the verified chains.
-func (s *Store) verifyServer(cs tls.ConnectionState, fallbackName string, timeFn func() time.Time, extraRoots *x509.CertPool) ([][]*x509.Certificate, error) {
+func (s *Store) verifyServer(cs tls.ConnectionState, fallbackName string, timeFn func() time.Time, roots *x509.CertPool) ([][]*x509.Certificate, error) {
 	if len(cs.PeerCertificates) == 0 {
 		return nil, errors.New("certstore: server sent no certificate")
 	}
@@ -263,7 +297,7 @@ func (s *Store) verifyServer(cs tls.ConnectionState, fallbackName string, timeFn
 		return nil, errNoServerName
 	}
 	opts := x509.VerifyOptions{
-		Roots:         rootsOf(s.current(), extraRoots),
+		Roots:         roots,
 		DNSName:       name,
 		Intermediates: x509.NewCertPool(),
 		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},

@@ -64,6 +64,12 @@ func newTestCAOn(t *testing.T, name string, curve elliptic.Curve) *testCA {
 // issue returns a leaf (cert PEM, key PEM, serial) valid for localhost and 127.0.0.1.
 func (ca *testCA) issue(t *testing.T, cn string, validFor time.Duration) (certPEM, keyPEM []byte, serial *big.Int) {
 	t.Helper()
+	return ca.issueBetween(t, cn, time.Now().Add(-time.Minute), time.Now().Add(validFor))
+}
+
+// issueBetween is issue with the validity window [notBefore, notAfter].
+func (ca *testCA) issueBetween(t *testing.T, cn string, notBefore, notAfter time.Time) (certPEM, keyPEM []byte, serial *big.Int) {
+	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -72,8 +78,8 @@ func (ca *testCA) issue(t *testing.T, cn string, validFor time.Duration) (certPE
 	tmpl := &x509.Certificate{
 		SerialNumber: serial,
 		Subject:      pkix.Name{CommonName: cn},
-		NotBefore:    time.Now().Add(-time.Minute),
-		NotAfter:     time.Now().Add(validFor),
+		NotBefore:    notBefore,
+		NotAfter:     notAfter,
 		DNSNames:     []string{"localhost"},
 		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
 		KeyUsage:     x509.KeyUsageDigitalSignature,

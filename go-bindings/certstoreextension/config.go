@@ -119,18 +119,50 @@ type ClientSideConfig struct {
 // component status.
 type ExpiryConfig struct {
 	// ExpiryWarning logs a warning while the served leaf or a CA expires within this duration.
-	// 0 disables the warning. The time left is always a metric.
-	ExpiryWarning time.Duration `mapstructure:"expiry_warning"`
-	// ExpiryStatus also reports a RecoverableError status within expiry_warning. Off by
+	// Not set (the default): when less than a quarter of the certificate's lifetime is left,
+	// 14 days at most (see defaultWarning). 0 disables the warning. The time left is always a
+	// metric.
+	ExpiryWarning *time.Duration `mapstructure:"expiry_warning"`
+	// ExpiryStatus also reports a RecoverableError status while the warning holds. Off by
 	// default: a health check could restart a pod whose certificate is simply not renewed yet.
 	ExpiryStatus bool `mapstructure:"expiry_status"`
+}
+
+// maxDefaultWarning caps the default warning: a 10-year CA is not reported for years.
+const maxDefaultWarning = 14 * 24 * time.Hour
+
+// warnsWithin is how long before notAfter a certificate valid from notBefore is reported:
+// expiry_warning, or else defaultWarning.
+func (x ExpiryConfig) warnsWithin(notBefore, notAfter time.Time) time.Duration {
+	if x.ExpiryWarning != nil {
+		return *x.ExpiryWarning
+	}
+	return defaultWarning(notAfter.Sub(notBefore))
+}
+
+// defaultWarning is relative to the lifetime, so one default fits 1-hour and 90-day
+// certificates: a quarter of it (14 days at most). Not a third: cert-manager renews when a
+// third is left, and the new Secret takes up to a minute or two to reach the pod, so a third
+// would warn at every normal renewal. A quarter says the renewal is late.
+func defaultWarning(lifetime time.Duration) time.Duration {
+	return min(lifetime/4, maxDefaultWarning)
+}
+
+// describe says in words when a warning is given, for logs and the status.
+func (x ExpiryConfig) describe() string {
+	if x.ExpiryWarning != nil {
+		return "within expiry_warning " + x.ExpiryWarning.String()
+	}
+	return "with less than a quarter of its lifetime (at most 14 days) left (expiry_warning not set)"
 }
 
 // ValidatedCopyConfig is the copy of the last validated generation for components that read
 // certificate files themselves (confighttp servers, configtls used directly).
 type ValidatedCopyConfig struct {
 	// ValidatedDir is a directory the extension owns: it writes tls.crt, tls.key and ca.crt
-	// there with the kubelet's atomic layout, after validation only. Empty: no copy.
+	// there with the kubelet's atomic layout, after validation only. It must not exist, be
+	// empty (an emptyDir mount point) or have been written by certstore before; one instance
+	// holds it at a time (see copyWriter). Empty: no copy.
 	ValidatedDir string `mapstructure:"validated_dir"`
 }
 
@@ -147,7 +179,6 @@ func createDefaultConfig() component.Config {
 			MinVersion:     "1.2",
 		},
 		Client: ClientSideConfig{HandshakeTimeout: 10 * time.Second},
-		Expiry: ExpiryConfig{ExpiryWarning: 7 * 24 * time.Hour},
 	}
 }
 
@@ -196,11 +227,11 @@ func (cfg *Config) Validate() error {
 	if cfg.Client.HandshakeTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("handshake_timeout must be positive (got %s)", cfg.Client.HandshakeTimeout))
 	}
-	if cfg.Expiry.ExpiryWarning < 0 {
-		errs = append(errs, fmt.Errorf("expiry_warning must not be negative (got %s); use 0 to disable the warning", cfg.Expiry.ExpiryWarning))
+	if w := cfg.Expiry.ExpiryWarning; w != nil && *w < 0 {
+		errs = append(errs, fmt.Errorf("expiry_warning must not be negative (got %s); use 0 to disable the warning", *w))
 	}
-	if cfg.Expiry.ExpiryStatus && cfg.Expiry.ExpiryWarning == 0 {
-		errs = append(errs, errors.New("expiry_status needs expiry_warning (how long before expiry the status changes)"))
+	if w := cfg.Expiry.ExpiryWarning; cfg.Expiry.ExpiryStatus && w != nil && *w == 0 {
+		errs = append(errs, errors.New("expiry_status needs the expiry warning: remove expiry_warning: 0 (a quarter of the lifetime) or set a duration"))
 	}
 	if d := cfg.Copy.ValidatedDir; d != "" {
 		errs = append(errs, validateCopyDir(d, cfg.TLS))

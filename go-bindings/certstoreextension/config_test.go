@@ -5,50 +5,102 @@ package certstoreextension
 
 import (
 	"crypto/tls"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/confmap"
+	"go.opentelemetry.io/collector/confmap/confmaptest"
 )
 
 func TestConfigStruct(t *testing.T) {
 	require.NoError(t, componenttest.CheckConfigStruct(createDefaultConfig()))
 }
 
-func TestConfigUnmarshal(t *testing.T) {
-	cm := confmap.NewFromStringMap(map[string]any{
-		"cert_file":                    "/certs/tls.crt",
-		"key_file":                     "/certs/tls.key",
-		"ca_file":                      "/certs/ca.crt",
-		"include_system_ca_certs_pool": true,
-		"client_auth":                  "verify_if_given",
-		"reload_interval":              "30s",
-		"ca_overlap":                   "2h",
-		"min_version":                  "1.3",
-		"max_version":                  "1.3",
-		"cipher_suites":                []any{"TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"},
-		"curve_preferences":            []any{"X25519", "P256"},
-		"expiry_warning":               "72h",
-		"expiry_status":                true,
-		"server_name_override":         "collector.example",
-		"handshake_timeout":            "3s",
-		"validated_dir":                "/run/certstore/otlp",
-	})
-	cfg := createDefaultConfig().(*Config)
-	require.NoError(t, cm.Unmarshal(cfg))
-	require.NoError(t, confmap.Validate(cfg))
-	assert.Equal(t, "/certs/ca.crt", cfg.TLS.CAFile)
-	assert.True(t, cfg.TLS.IncludeSystemCACertsPool)
-	assert.Equal(t, 30*time.Second, cfg.TLS.ReloadInterval)
-	assert.Equal(t, 2*time.Hour, cfg.TLS.CAOverlap)
-	assert.Equal(t, 72*time.Hour, cfg.Expiry.ExpiryWarning)
-	assert.True(t, cfg.Expiry.ExpiryStatus)
-	assert.Equal(t, "collector.example", cfg.Client.ServerNameOverride)
-	assert.Equal(t, 3*time.Second, cfg.Client.HandshakeTimeout)
-	assert.Equal(t, "/run/certstore/otlp", cfg.Copy.ValidatedDir)
+// The named instances of testdata/config.yaml, loaded as the collector loads a component's
+// configuration (the squash layout included): sub-map by ID, unmarshal into the default
+// config, validate.
+func TestConfigFromYAML(t *testing.T) {
+	cm, err := confmaptest.LoadConf(filepath.Join("testdata", "config.yaml"))
+	require.NoError(t, err)
+	load := func(t *testing.T, id component.ID) (*Config, error) {
+		sub, err := cm.Sub(id.String())
+		require.NoError(t, err)
+		cfg := NewFactory().CreateDefaultConfig().(*Config)
+		if err := sub.Unmarshal(cfg); err != nil {
+			return nil, err
+		}
+		return cfg, confmap.Validate(cfg)
+	}
+	files := func() *Config {
+		c := createDefaultConfig().(*Config)
+		c.TLS.CertFile, c.TLS.KeyFile = "/certs/tls.crt", "/certs/tls.key"
+		return c
+	}
+
+	valid := map[string]func() *Config{
+		"": files,
+		"all": func() *Config {
+			c := files()
+			c.TLS.CAFile = "/certs/ca.crt"
+			c.TLS.IncludeSystemCACertsPool = true
+			c.Server.ClientAuth = ClientAuthVerifyIfGiven
+			c.TLS.ReloadInterval = 30 * time.Second
+			c.TLS.CAOverlap = 2 * time.Hour
+			c.TLS.MinVersion, c.TLS.MaxVersion = "1.3", "1.3"
+			c.TLS.CipherSuites = []string{"TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"}
+			c.TLS.CurvePreferences = []string{"X25519", "P256"}
+			c.Expiry.ExpiryWarning = ptr(72 * time.Hour)
+			c.Expiry.ExpiryStatus = true
+			c.Client.ServerNameOverride = "collector.example"
+			c.Client.HandshakeTimeout = 3 * time.Second
+			c.Copy.ValidatedDir = "/run/certstore/otlp"
+			return c
+		},
+		"no_expiry_warning": func() *Config {
+			c := files()
+			c.Expiry.ExpiryWarning = ptr(time.Duration(0))
+			return c
+		},
+		"sni": func() *Config {
+			c := createDefaultConfig().(*Config)
+			c.TLS.Certificates = []CertificateConfig{
+				{CertFile: "/certs/a/tls.crt", KeyFile: "/certs/a/tls.key"},
+				{CertFile: "/certs/b/tls.crt", KeyFile: "/certs/b/tls.key", ServerNames: []string{"otel.b.example"}},
+			}
+			return c
+		},
+	}
+	for name, want := range valid {
+		t.Run("valid "+name, func(t *testing.T) {
+			cfg, err := load(t, component.NewIDWithName(Type, name))
+			require.NoError(t, err)
+			assert.Equal(t, want(), cfg)
+		})
+	}
+
+	invalid := map[string]string{
+		"missing_key":            "key_file is required",
+		"bad_client_auth":        `client_auth "always" is not valid`,
+		"status_without_warning": "expiry_status needs the expiry warning",
+		"bad_min_version":        `invalid TLS min_version: unsupported TLS version: "1.4"`,
+		"copy_over_source":       `validated_dir "/certs" must not be the directory of the source files`,
+		"unknown_key":            "server_name", // strict unmarshalling: server_name_override, as in configtls
+	}
+	for name, want := range invalid {
+		t.Run("invalid "+name, func(t *testing.T) {
+			_, err := load(t, component.NewIDWithName(Type, name))
+			require.ErrorContains(t, err, want)
+		})
+	}
+
+	// The parsed TLS settings of "all".
+	cfg, err := load(t, component.NewIDWithName(Type, "all"))
+	require.NoError(t, err)
 	assert.Equal(t, tls.VerifyClientCertIfGiven, cfg.clientAuthType())
 	base, err := cfg.baseTLSConfig()
 	require.NoError(t, err)
@@ -57,13 +109,6 @@ func TestConfigUnmarshal(t *testing.T) {
 	assert.Equal(t, []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256}, base.CipherSuites)
 	assert.Equal(t, []tls.CurveID{tls.X25519, tls.CurveP256}, base.CurvePreferences)
 	assert.NotNil(t, base.RootCAs, "include_system_ca_certs_pool: the system pool joins ca_file")
-
-	// Unknown keys are rejected by the collector's strict unmarshalling; the old server_name
-	// key is one of them (server_name_override, as in configtls).
-	for _, key := range []string{"cert_fil", "server_name"} {
-		bad := confmap.NewFromStringMap(map[string]any{key: "x"})
-		require.Error(t, bad.Unmarshal(createDefaultConfig()), key)
-	}
 }
 
 func TestConfigDefaults(t *testing.T) {
@@ -71,7 +116,7 @@ func TestConfigDefaults(t *testing.T) {
 	assert.Equal(t, time.Minute, cfg.TLS.ReloadInterval)
 	assert.Zero(t, cfg.TLS.CAOverlap, "a removed CA is not trusted by default")
 	assert.Equal(t, "1.2", cfg.TLS.MinVersion)
-	assert.Equal(t, 7*24*time.Hour, cfg.Expiry.ExpiryWarning)
+	assert.Nil(t, cfg.Expiry.ExpiryWarning, "not set: warn when a quarter of the lifetime is left")
 	assert.False(t, cfg.Expiry.ExpiryStatus, "expiry changes the status only when asked")
 	assert.Equal(t, 10*time.Second, cfg.Client.HandshakeTimeout)
 	assert.Empty(t, cfg.Copy.ValidatedDir)
@@ -114,8 +159,8 @@ func TestConfigValidate(t *testing.T) {
 		{"negative reload", func(c *Config) { c.TLS.ReloadInterval = -time.Second }, []string{"reload_interval must not be negative"}},
 		{"tiny reload", func(c *Config) { c.TLS.ReloadInterval = time.Millisecond }, []string{"reload_interval 1ms is too short"}},
 		{"negative overlap", func(c *Config) { c.TLS.CAOverlap = -time.Second }, []string{"ca_overlap must not be negative"}},
-		{"negative warning", func(c *Config) { c.Expiry.ExpiryWarning = -time.Second }, []string{"expiry_warning must not be negative"}},
-		{"status without warning", func(c *Config) { c.Expiry.ExpiryWarning, c.Expiry.ExpiryStatus = 0, true }, []string{"expiry_status needs expiry_warning"}},
+		{"negative warning", func(c *Config) { c.Expiry.ExpiryWarning = ptr(-time.Second) }, []string{"expiry_warning must not be negative"}},
+		{"status without warning", func(c *Config) { c.Expiry.ExpiryWarning, c.Expiry.ExpiryStatus = ptr(time.Duration(0)), true }, []string{"expiry_status needs the expiry warning"}},
 		{"no handshake timeout", func(c *Config) { c.Client.HandshakeTimeout = 0 }, []string{"handshake_timeout must be positive"}},
 		{"relative copy", func(c *Config) { c.Copy.ValidatedDir = "copy" }, []string{`validated_dir "copy" must be an absolute path`}},
 		{"copy over the source", func(c *Config) { c.Copy.ValidatedDir = "/certs/" }, []string{`validated_dir "/certs/" must not be the directory of the source files`}},
@@ -140,7 +185,7 @@ func TestConfigValidate(t *testing.T) {
 
 	ok := valid()
 	ok.TLS.ReloadInterval = 0
-	ok.Expiry.ExpiryWarning = 0
+	ok.Expiry.ExpiryWarning = ptr(time.Duration(0))
 	ok.TLS.CAFile = "/ca.crt"
 	ok.Server.ClientAuth = ClientAuthRequire
 	ok.TLS.CurvePreferences = []string{"X25519MLKEM768", "P384"}

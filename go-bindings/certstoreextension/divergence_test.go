@@ -112,6 +112,12 @@ func TestTimeLeftFollowsRotationAndCAOverlap(t *testing.T) {
 	ca1Serial, ca2Serial := ca1.cert.SerialNumber.Text(16), ca2.cert.SerialNumber.Text(16)
 	require.True(t, timeLeft("leaf", s1.Text(16)))
 	require.True(t, timeLeft("ca", ca1Serial))
+	_, ok := floatMetric(t, tel, "otelcol_certstore_certificate_time_left", inst,
+		attribute.String("certstore.certificate.role", "ca"), certAttr(d.ca()))
+	assert.True(t, ok, "a CA's time left is labelled with ca_file, not cert_file")
+	_, ok = floatMetric(t, tel, "otelcol_certstore_certificate_time_left", inst,
+		attribute.String("certstore.certificate.role", "leaf"), certAttr(d.cert()))
+	assert.True(t, ok, "the leaf's with cert_file")
 
 	// New leaf from CA 2 and a bundle of CA 2 only: the overlap keeps CA 1 trusted for a while.
 	c2, k2, s2 := ca2.issue(t, "server-2", 24*time.Hour)

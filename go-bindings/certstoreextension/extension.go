@@ -131,6 +131,10 @@ func (e *certstoreExtension) Start(_ context.Context, host component.Host) error
 	httpBase.NextProtos = []string{"h2", "http/1.1"}
 
 	fail := func(err error) error {
+		if e.copy != nil {
+			e.copy.close()
+			e.copy = nil
+		}
 		if e.telemetry != nil {
 			e.telemetry.shutdown()
 			e.telemetry = nil
@@ -147,12 +151,12 @@ func (e *certstoreExtension) Start(_ context.Context, host component.Host) error
 	}
 	e.clientBase = base.Clone()
 	e.client = e.ClientTLSConfigForServer(e.cfg.Client.ServerNameOverride)
-	e.grpcClient = newClientCreds(e.cfg.Client.ServerNameOverride, e.clientSource(nil))
+	e.grpcClient = newClientCreds(e.cfg.Client.ServerNameOverride, e.clientSource(e.clientBase, nil))
 	files := make([]string, len(stores))
 	for i := range stores {
 		files[i] = e.certFile(i)
 	}
-	tel, err := newTelemetry(e.set, e.id, stores, files)
+	tel, err := newTelemetry(e.set, e.id, stores, files, e.cfg.TLS.CAFile)
 	if err != nil {
 		return fail(fmt.Errorf("telemetry: %w", err))
 	}
@@ -169,7 +173,7 @@ func (e *certstoreExtension) Start(_ context.Context, host component.Host) error
 		}
 	}
 	if dir := e.cfg.Copy.ValidatedDir; dir != "" {
-		w, err := newCopyWriter(dir)
+		w, err := newCopyWriter(dir, e.id.String())
 		if err != nil {
 			return fail(err)
 		}
@@ -318,16 +322,17 @@ func (e *certstoreExtension) syncCopyLocked() {
 	e.copyErr = err
 }
 
-// expiring returns what expires first within expiry_warning among the leaf and the trusted
-// CAs, or "" when nothing does.
+// expiring returns what expires first among the leaf and the trusted CAs that are within their
+// warning (see ExpiryConfig.warnsWithin), or "" when none is.
 func (e *certstoreExtension) expiring(now time.Time) (what string, notAfter time.Time) {
-	w := e.cfg.Expiry.ExpiryWarning
-	if w == 0 {
+	x := e.cfg.Expiry
+	if x.ExpiryWarning != nil && *x.ExpiryWarning == 0 {
 		return "", time.Time{}
 	}
 	for i, s := range e.stores {
 		snap, err := s.Current()
-		if err != nil || snap.NotAfter.Sub(now) >= w || what != "" && !snap.NotAfter.Before(notAfter) {
+		if err != nil || snap.NotAfter.Sub(now) >= x.warnsWithin(snap.NotBefore, snap.NotAfter) ||
+			what != "" && !snap.NotAfter.Before(notAfter) {
 			continue
 		}
 		what, notAfter = "served certificate (serial "+snap.Serial+")", snap.NotAfter
@@ -337,7 +342,7 @@ func (e *certstoreExtension) expiring(now time.Time) (what string, notAfter time
 	}
 	// ca_file is the same for every certificate: the default Store's view of it.
 	for _, ca := range e.store.TrustedCAs() {
-		if ca.NotAfter.Sub(now) < w && (what == "" || ca.NotAfter.Before(notAfter)) {
+		if ca.NotAfter.Sub(now) < x.warnsWithin(ca.NotBefore, ca.NotAfter) && (what == "" || ca.NotAfter.Before(notAfter)) {
 			what, notAfter = "CA certificate "+ca.Subject.String()+" (serial "+fmt.Sprintf("%x", ca.SerialNumber)+")", ca.NotAfter
 		}
 	}
@@ -354,7 +359,7 @@ func (e *certstoreExtension) logExpiryLocked(now time.Time) {
 	e.expiryState = state
 	e.logger.Warn("Certificate expires soon; renew it (the extension picks the new files up at once)",
 		zap.String("certificate", what), zap.Time("not_after", notAfter),
-		zap.Duration("expiry_warning", e.cfg.Expiry.ExpiryWarning))
+		zap.String("warning", e.cfg.Expiry.describe()))
 }
 
 const statusOK = "ok"
@@ -383,8 +388,8 @@ func (e *certstoreExtension) evaluateStatus(st certstore.Status, now time.Time) 
 			if now.After(notAfter) {
 				err = fmt.Errorf("%s expired at %s", what, notAfter.UTC().Format(time.RFC3339))
 			} else {
-				err = fmt.Errorf("%s expires at %s, within expiry_warning %s", what,
-					notAfter.UTC().Format(time.RFC3339), e.cfg.Expiry.ExpiryWarning)
+				err = fmt.Errorf("%s expires at %s, %s", what,
+					notAfter.UTC().Format(time.RFC3339), e.cfg.Expiry.describe())
 			}
 			return componentstatus.NewRecoverableErrorEvent(err), "expiry:" + err.Error()
 		}
@@ -431,6 +436,12 @@ func (e *certstoreExtension) Shutdown(context.Context) error {
 		e.telemetry.shutdown()
 		e.telemetry = nil
 	}
+	e.mu.Lock()
+	if e.copy != nil {
+		e.copy.close()
+		e.copy = nil
+	}
+	e.mu.Unlock()
 	if e.store != nil && !e.closed {
 		e.closed = true
 		return e.closeStores()
@@ -479,16 +490,22 @@ func (e *certstoreExtension) ClientTLSConfigForServer(serverName string) *tls.Co
 	if e.store == nil || e.clientBase == nil {
 		return nil
 	}
-	base := e.clientBase.Clone()
+	return e.clientTLSConfigFrom(e.clientBase, serverName)
+}
+
+// clientTLSConfigFrom is ClientTLSConfigForServer with the TLS policy of policy.
+func (e *certstoreExtension) clientTLSConfigFrom(policy *tls.Config, serverName string) *tls.Config {
+	base := policy.Clone()
 	base.ServerName = serverName
 	return e.store.ClientTLSConfig(base)
 }
 
-// clientSource returns, per server name, the function giving the config of a new connection:
-// crypto/tls verifies the server itself against the current roots (name, chains, FIPS).
-func (e *certstoreExtension) clientSource(nextProtos []string) func(serverName string) func() *tls.Config {
+// clientSource returns, per server name, the function giving the config of a new connection
+// with the TLS policy of policy: crypto/tls verifies the server itself against the current
+// roots (name, chains, FIPS).
+func (e *certstoreExtension) clientSource(policy *tls.Config, nextProtos []string) func(serverName string) func() *tls.Config {
 	return func(serverName string) func() *tls.Config {
-		base := e.clientBase.Clone()
+		base := policy.Clone()
 		base.ServerName = serverName
 		base.NextProtos = nextProtos
 		return e.store.ClientConfigSource(base)

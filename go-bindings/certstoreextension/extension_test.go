@@ -211,7 +211,7 @@ func TestStatusMetricsAndBadRotation(t *testing.T) {
 	t.Cleanup(func() { require.NoError(t, tel.Shutdown(context.Background())) })
 	host := newStatusHost()
 	cfg := config(d, true)
-	cfg.Expiry.ExpiryWarning = time.Hour
+	cfg.Expiry.ExpiryWarning = ptr(time.Hour)
 	ext := startExtension(t, "status", cfg, host, tel)
 	inst := attribute.String("certstore.extension", "certstore/status")
 
@@ -291,7 +291,7 @@ func TestExpiryLogAndOptInStatus(t *testing.T) {
 			d := newCertDir(t, c1, k1, nil)
 			host := newStatusHost()
 			cfg := config(d, false)
-			cfg.Expiry.ExpiryWarning = time.Hour
+			cfg.Expiry.ExpiryWarning = ptr(time.Hour)
 			cfg.Expiry.ExpiryStatus = optIn
 			core, logs := observer.New(zap.InfoLevel)
 			ext := startExtensionWithLogger(t, "expiry", cfg, host, zap.New(core))
@@ -510,3 +510,5 @@ func TestStatusWhenGoCannotUseAGeneration(t *testing.T) {
 		return err == nil && snap.Certificate.Leaf.SerialNumber.Cmp(s3) == 0 && host.last().Status() == componentstatus.StatusOK
 	})
 }
+
+func ptr[T any](v T) *T { return &v }

@@ -20,9 +20,12 @@ var _ extensionmiddleware.HTTPClient = (*certstoreExtension)(nil)
 // GetHTTPRoundTripper makes a confighttp client (e.g. the OTLP/HTTP exporter, https:// endpoint)
 // present the current client certificate and verify the server against the current roots. It
 // takes over the TLS handshake of the HTTP transport confighttp built, so certstore must be the
-// last entry of the client's middlewares (the one that receives the transport itself). The
-// exporter's own tls: block is not used for these connections. A request that is not https://
-// is refused: it would leave in plaintext while the configuration says certstore's TLS.
+// last entry of the client's middlewares (the one that receives the transport itself). Of the
+// exporter's own tls: block, the policy (min_version, max_version, cipher_suites,
+// curve_preferences) applies together with the extension's (see mergePolicy; nothing in
+// common refuses the start); its files, CA and server name are not used, with a warning. A
+// request that is not https:// is refused: it would leave in plaintext while the
+// configuration says certstore's TLS.
 //
 // Server side, confighttp has no hook for TLS: point the receiver's tls: block at validated_dir.
 func (e *certstoreExtension) GetHTTPRoundTripper(context.Context) (extensionmiddleware.WrapHTTPRoundTripperFunc, error) {
@@ -38,9 +41,14 @@ func (e *certstoreExtension) GetHTTPRoundTripper(context.Context) (extensionmidd
 		if own := t.TLSClientConfig; own != nil && (own.InsecureSkipVerify || own.RootCAs != nil ||
 			own.GetClientCertificate != nil || len(own.Certificates) > 0 || own.ServerName != "") {
 			e.logger.Warn("The HTTP client's own tls: settings are not used: certstore provides its TLS "+
-				"(set ca_file, server_name_override, ... on the extension)", zap.String("extension", e.id.String()))
+				"(set ca_file, server_name_override, ... on the extension; min_version, max_version, "+
+				"cipher_suites and curve_preferences of both apply)", zap.String("extension", e.id.String()))
 		}
-		return &httpsOnly{id: e.id.String(), next: e.wrapTransport(t)}, nil
+		policy, err := mergePolicy(e.clientBase, t.TLSClientConfig, "the HTTP client's tls: block")
+		if err != nil {
+			return nil, fmt.Errorf("certstore %s: %w", e.id, err)
+		}
+		return &httpsOnly{id: e.id.String(), next: e.wrapTransport(t, policy)}, nil
 	}, nil
 }
 
@@ -78,7 +86,8 @@ func hostOfRequest(req *http.Request) string {
 	return req.URL.Host
 }
 
-func (e *certstoreExtension) wrapTransport(base *http.Transport) *http.Transport {
+// wrapTransport makes base dial with the extension's certificates and the TLS policy of policy.
+func (e *certstoreExtension) wrapTransport(base *http.Transport, policy *tls.Config) *http.Transport {
 	t := base.Clone()
 	protos := []string{"http/1.1"}
 	if t.ForceAttemptHTTP2 {
@@ -86,7 +95,7 @@ func (e *certstoreExtension) wrapTransport(base *http.Transport) *http.Transport
 	}
 	// Used by crypto/tls through the transport when a proxy is in the way (TLS over CONNECT):
 	// the server name is then the SNI, which is always a DNS name or set by server_name_override.
-	t.TLSClientConfig = e.ClientTLSConfigForServer(e.cfg.Client.ServerNameOverride)
+	t.TLSClientConfig = e.clientTLSConfigFrom(policy, e.cfg.Client.ServerNameOverride)
 	if t.TLSClientConfig != nil {
 		t.TLSClientConfig.NextProtos = protos
 	}
@@ -94,7 +103,7 @@ func (e *certstoreExtension) wrapTransport(base *http.Transport) *http.Transport
 	if dial == nil {
 		dial = (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext
 	}
-	creds := newClientCreds(e.cfg.Client.ServerNameOverride, e.clientSource(protos))
+	creds := newClientCreds(e.cfg.Client.ServerNameOverride, e.clientSource(policy, protos))
 	timeout := e.cfg.Client.HandshakeTimeout
 	t.TLSHandshakeTimeout = timeout
 	t.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {

@@ -29,8 +29,9 @@ func certAttr(certFile string) attribute.KeyValue {
 	return attribute.String("certstore.certificate.file", certFile)
 }
 
-// newTelemetry observes every store, each under the cert_file it reads (files[i]).
-func newTelemetry(set component.TelemetrySettings, id component.ID, stores []*certstore.Store, files []string) (*telemetry, error) {
+// newTelemetry observes every store, each under the cert_file it reads (files[i]); the CAs of
+// caFile (the same for every store) once, under caFile.
+func newTelemetry(set component.TelemetrySettings, id component.ID, stores []*certstore.Store, files []string, caFile string) (*telemetry, error) {
 	tb, err := metadata.NewTelemetryBuilder(set)
 	if err != nil {
 		return nil, err
@@ -44,8 +45,9 @@ func newTelemetry(set component.TelemetrySettings, id component.ID, stores []*ce
 			observe(store, t.inst, certAttr(files[i]))
 		}
 	}
-	// eachCertificate calls observe once for the served leaf and once for every trusted CA of
-	// every store, with the attributes time_left and lifetime share.
+	// eachCertificate calls observe once for the served leaf of every store and once for every
+	// trusted CA (those of ca_file, the same for every store, labelled with ca_file), with the
+	// attributes time_left and lifetime share.
 	eachCertificate := func(observe func(notBefore, notAfter time.Time, attrs ...attribute.KeyValue)) {
 		each(func(store *certstore.Store, attrs ...attribute.KeyValue) {
 			snap, err := store.Current()
@@ -54,11 +56,11 @@ func newTelemetry(set component.TelemetrySettings, id component.ID, stores []*ce
 			}
 			observe(snap.NotBefore, snap.NotAfter, append(attrs, leaf,
 				attribute.String("certstore.certificate.serial", snap.Serial))...)
-			for _, c := range store.TrustedCAs() {
-				observe(c.NotBefore, c.NotAfter, append(attrs, ca,
-					attribute.String("certstore.certificate.serial", fmt.Sprintf("%x", c.SerialNumber)))...)
-			}
 		})
+		for _, c := range stores[0].TrustedCAs() {
+			observe(c.NotBefore, c.NotAfter, t.inst, certAttr(caFile), ca,
+				attribute.String("certstore.certificate.serial", fmt.Sprintf("%x", c.SerialNumber)))
+		}
 	}
 	errs := []error{
 		tb.RegisterCertstoreCertificateTimeLeftCallback(func(_ context.Context, o metric.Float64Observer) error {

@@ -9,20 +9,22 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
 )
 
 // Names in the validated directory: what cert-manager's Secrets hold, so a tls: block reads
 // the same names whether it points at the Secret volume or at the copy.
 const (
-	copyCert    = "tls.crt"
-	copyKey     = "tls.key"
-	copyCA      = "ca.crt"
-	copyData    = "..data"
-	copyDataTmp = "..data_tmp"
+	copyCert = "tls.crt"
+	copyKey  = "tls.key"
+	copyCA   = "ca.crt"
+	copyData = "..data"
 )
 
 // generationFiles is what one validated generation writes.
@@ -61,25 +63,110 @@ func encodeGeneration(chain [][]byte, key any, cas []*x509.Certificate, withCA b
 	return g, nil
 }
 
+// copyMarker marks a directory certstore owns: it created the directory, or adopted it empty
+// (an emptyDir mount point). A directory holding anything else without it is refused, so a
+// typo in validated_dir never takes over a directory of someone else. It is also the file the
+// owner holds its exclusive lock on.
+const copyMarker = "..certstore"
+
 // copyWriter writes validated generations into a directory with the kubelet's atomic
-// layout: the files of a generation go into a new hidden directory, "..data" is swapped to it
-// by a rename, and tls.crt, tls.key and ca.crt are symlinks through "..data". A reader that
-// opens tls.crt always gets a complete file of one generation; the directory is 0700 and the
-// key 0600.
+// layout: the files of a generation go into a new hidden directory (0700), "..data" is
+// swapped to it by a rename, and tls.crt, tls.key and ca.crt are symlinks through "..data". A
+// reader that opens tls.crt always gets a complete file of one generation; the key is 0600
+// inside a 0700 directory, whatever the mode of validated_dir itself (an emptyDir mount point
+// is 0777 and not ours to chmod).
+//
+// One writer owns a directory: it holds an exclusive flock on the marker from newCopyWriter to
+// close. Two instances, or two collectors on one volume, writing one directory would delete
+// each other's generations.
 type copyWriter struct {
 	dir  string
+	lock *os.File
 	last *generationFiles
 }
 
-func newCopyWriter(dir string) (*copyWriter, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+// copyOwners names the instance of this process holding each validated_dir, so a second
+// instance is told which one; the flock alone refuses an owner in another process.
+var copyOwners sync.Map // clean dir -> owner (component ID)
+
+func newCopyWriter(dir, owner string) (*copyWriter, error) {
+	dir = filepath.Clean(dir)
+	if err := prepareCopyDir(dir); err != nil {
 		return nil, fmt.Errorf("validated_dir %s: %w", dir, err)
 	}
-	// MkdirAll keeps the mode of an existing directory: the key must not be readable by others.
-	if err := os.Chmod(dir, 0o700); err != nil {
+	lock, err := os.OpenFile(filepath.Join(dir, copyMarker), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
 		return nil, fmt.Errorf("validated_dir %s: %w", dir, err)
 	}
-	return &copyWriter{dir: dir}, nil
+	// flock locks belong to an open file description: a second open in this process conflicts
+	// as one in another process does.
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		_ = lock.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			by := "another certstore (another collector sharing the volume?)"
+			if o, ok := copyOwners.Load(dir); ok {
+				by = o.(string) + " in this collector"
+			}
+			return nil, fmt.Errorf("validated_dir %s is in use by %s: give every certstore instance its own directory", dir, by)
+		}
+		return nil, fmt.Errorf("validated_dir %s: locking %s: %w", dir, copyMarker, err)
+	}
+	copyOwners.Store(dir, owner)
+	w := &copyWriter{dir: dir, lock: lock}
+	w.sweep()
+	return w, nil
+}
+
+// prepareCopyDir creates dir (0700), or accepts it when it is a directory certstore owns or an
+// empty one, which it marks. It never changes the mode of an existing directory.
+func prepareCopyDir(dir string) error {
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return err
+	}
+	if err := os.Mkdir(dir, 0o700); err == nil {
+		return nil
+	} else if !errors.Is(err, os.ErrExist) {
+		return err
+	}
+	st, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if !st.IsDir() {
+		return errors.New("exists and is not a directory")
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	var foreign []string
+	for _, e := range entries {
+		if e.Name() == copyMarker {
+			return nil
+		}
+		foreign = append(foreign, e.Name())
+	}
+	if len(foreign) > 0 {
+		if len(foreign) > 3 {
+			foreign = append(foreign[:3], "...")
+		}
+		return fmt.Errorf("exists and holds files certstore did not write (%s): use an empty directory or a new path; "+
+			"certstore never writes into a directory it does not own", strings.Join(foreign, ", "))
+	}
+	return nil
+}
+
+// close releases the directory; its files stay for the readers.
+func (w *copyWriter) close() {
+	if w.lock == nil {
+		return
+	}
+	copyOwners.Delete(w.dir)
+	_ = w.lock.Close() // releases the flock
+	w.lock = nil
+	if w.last != nil {
+		w.last.wipe()
+	}
 }
 
 // write publishes g unless it is what the directory already holds. It reports whether it wrote.
@@ -87,7 +174,9 @@ func (w *copyWriter) write(g *generationFiles) (bool, error) {
 	if g.equal(w.last) {
 		return false, nil
 	}
-	if err := w.swap(g); err != nil {
+	err := w.swap(g)
+	w.sweep()
+	if err != nil {
 		return false, fmt.Errorf("validated_dir %s: %w", w.dir, err)
 	}
 	if w.last != nil {
@@ -116,24 +205,13 @@ func (w *copyWriter) swap(g *generationFiles) error {
 	}
 	for _, f := range files {
 		if err := writeSynced(filepath.Join(gen, f.name), f.data, f.mode); err != nil {
-			_ = os.RemoveAll(gen)
 			return err
 		}
 	}
 	if err := syncDir(gen); err != nil {
-		_ = os.RemoveAll(gen)
 		return err
 	}
-	old, _ := os.Readlink(filepath.Join(w.dir, copyData))
-	tmp := filepath.Join(w.dir, copyDataTmp)
-	_ = os.Remove(tmp)
-	if err := os.Symlink(filepath.Base(gen), tmp); err != nil {
-		_ = os.RemoveAll(gen)
-		return err
-	}
-	if err := os.Rename(tmp, filepath.Join(w.dir, copyData)); err != nil {
-		_ = os.Remove(tmp)
-		_ = os.RemoveAll(gen)
+	if err := replaceWithLink(w.dir, copyData, filepath.Base(gen)); err != nil {
 		return err
 	}
 	for _, f := range files {
@@ -144,29 +222,49 @@ func (w *copyWriter) swap(g *generationFiles) error {
 	if g.ca == nil {
 		_ = os.Remove(filepath.Join(w.dir, copyCA))
 	}
-	if err := syncDir(w.dir); err != nil {
-		return err
+	return syncDir(w.dir)
+}
+
+// sweep removes every generation directory "..data" does not name and every temporary link:
+// a crash between writing a generation and the swap, or an error after it, must not leave a
+// private key behind. Only names starting with ".." are touched (the kubelet's layout); the
+// visible links and the marker stay.
+func (w *copyWriter) sweep() {
+	current, _ := os.Readlink(filepath.Join(w.dir, copyData))
+	entries, err := os.ReadDir(w.dir)
+	if err != nil {
+		return
 	}
-	// Only a directory this writer made is removed: never follow "..data" out of w.dir.
-	if old != "" && strings.HasPrefix(old, "..") && !strings.ContainsRune(old, os.PathSeparator) && old != filepath.Base(gen) {
-		_ = os.RemoveAll(filepath.Join(w.dir, old))
+	for _, e := range entries {
+		name := e.Name()
+		if !strings.HasPrefix(name, "..") || name == copyData || name == copyMarker || name == current {
+			continue
+		}
+		_ = os.RemoveAll(filepath.Join(w.dir, name))
 	}
-	return nil
 }
 
 // ensureLink makes dir/name the symlink ..data/name, replacing anything else atomically.
 func ensureLink(dir, name string) error {
-	path := filepath.Join(dir, name)
 	target := filepath.Join(copyData, name)
-	if cur, err := os.Readlink(path); err == nil && cur == target {
+	if cur, err := os.Readlink(filepath.Join(dir, name)); err == nil && cur == target {
 		return nil
 	}
-	tmp := path + ".tmp"
-	_ = os.Remove(tmp)
+	return replaceWithLink(dir, name, target)
+}
+
+// replaceWithLink makes dir/name a symlink to target by renaming a new link over it. The
+// temporary link has a unique name starting with ".." (swept if left behind).
+func replaceWithLink(dir, name, target string) error {
+	tmp := filepath.Join(dir, fmt.Sprintf("..tmp.%s.%016x", strings.TrimLeft(name, "."), rand.Uint64()))
 	if err := os.Symlink(target, tmp); err != nil {
 		return err
 	}
-	return os.Rename(tmp, path)
+	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
+		_ = os.Remove(tmp)
+		return err
+	}
+	return nil
 }
 
 func writeSynced(path string, data []byte, mode os.FileMode) error {

@@ -6,11 +6,15 @@
 // files rotated from outside the container by the kubelet's own atomic writer
 // (k8s.io/kubernetes/pkg/volume/util.AtomicWriter, with fsGroup-style ownership). An OTLP/gRPC
 // sender with mTLS exports a batch on a new connection every 100 ms the whole time; after each
-// rotation its handshakes must be served the new serial, and no export may fail.
+// rotation its handshakes must be served the new serial, and no export may fail. The
+// OTLP/HTTP receiver of the same collector reads the extension's validated_dir, an
+// emptyDir-like mount point (tmpfs, root-owned, 0777, which uid 65532 cannot chmod) as in
+// examples/kubernetes: it must serve each new serial over TLS and accept an export.
 // Run it through tests/container/run.sh (make e2e-container). Loopback only.
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -23,6 +27,7 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,6 +35,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
@@ -128,16 +134,24 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	httpPort, err := freePort()
+	if err != nil {
+		return err
+	}
 	endpoint := fmt.Sprintf("127.0.0.1:%d", port)
+	httpEndpoint := fmt.Sprintf("127.0.0.1:%d", httpPort)
 	configPath := filepath.Join(dir, "config.yaml")
-	if err := os.WriteFile(configPath, []byte(collectorConfig(endpoint, metricsPort)), 0o644); err != nil {
+	if err := os.WriteFile(configPath, []byte(collectorConfig(endpoint, httpEndpoint, metricsPort)), 0o644); err != nil {
 		return err
 	}
 
 	name := *container
-	// Mounted read-only, as the kubelet mounts a Secret volume; the config as a ConfigMap.
+	// Mounted read-only, as the kubelet mounts a Secret volume; the config as a ConfigMap; the
+	// validated copy on a tmpfs mount point made by the runtime (root, 0777), as the kubelet
+	// makes an emptyDir (medium: Memory).
 	if out, err := podmanCmd("run", "--detach", "--name", name, "--network=host", "--read-only",
 		"--volume", certDir+":/certs:ro", "--volume", configPath+":/etc/otelcol/config.yaml:ro",
+		"--tmpfs", validatedDir+":rw,mode=0777,size=1m",
 		*image, "--config", "/etc/otelcol/config.yaml").CombinedOutput(); err != nil {
 		return fmt.Errorf("podman run: %v: %s", err, out)
 	}
@@ -160,6 +174,9 @@ func run() error {
 		return nil
 	}
 	check("collector serves the first certificate", true, "")
+	checkValidatedMount(name)
+	check("OTLP/HTTP serves the first certificate from the emptyDir validated_dir",
+		waitServed(httpEndpoint, clientCfg, server, 30*time.Second), "serial %x not served on %s", server, httpEndpoint)
 
 	s := &sender{endpoint: endpoint, tlsCfg: clientCfg}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -181,7 +198,13 @@ func run() error {
 		if ok {
 			logf("rotation %d: new serial %x on the wire after %v", i, serial, time.Since(start).Round(time.Millisecond))
 		}
+		// The HTTP receiver re-reads the copy every reload_interval (1s).
+		ok = waitServed(httpEndpoint, clientCfg, serial, 15*time.Second)
+		check(fmt.Sprintf("rotation %d: OTLP/HTTP serves the new serial from validated_dir", i), ok,
+			"serial %x not served on %s within 15s", serial, httpEndpoint)
 	}
+	err = exportHTTP(httpEndpoint, clientCfg)
+	check("an OTLP/HTTP export over TLS is accepted", err == nil, "%v", err)
 	time.Sleep(500 * time.Millisecond)
 	cancel()
 	<-done
@@ -215,29 +238,80 @@ func checkContainer(name string) {
 		"mounts %q (%v)", strings.TrimSpace(string(out)), err)
 }
 
+// validatedDir is the extension's validated_dir inside the container: a mount point.
+const validatedDir = "/run/certstore/otlp-http"
+
+// checkValidatedMount checks that the collector used the emptyDir-like mount point as it is
+// (root-owned, 0777: the non-root collector cannot chmod it) and wrote the copy into it.
+func checkValidatedMount(name string) {
+	out, err := podmanCmd("inspect", "--format", "{{.State.Pid}}", name).Output()
+	if err != nil {
+		check("validated_dir mount point left as the runtime made it", false, "podman inspect: %v", err)
+		return
+	}
+	root := filepath.Join("/proc", strings.TrimSpace(string(out)), "root")
+	st, err := os.Stat(root + validatedDir)
+	var uid uint32 = 1<<32 - 1
+	if sys, ok := statOwner(st); ok {
+		uid = sys
+	}
+	check("validated_dir mount point left as the runtime made it (root, 0777)",
+		err == nil && st.Mode().Perm() == 0o777 && uid == 0, "stat: %v (uid %d)", err, uid)
+	_, err = os.Lstat(root + validatedDir + "/tls.crt")
+	check("validated copy written by uid 65532 into the mount point", err == nil, "%v", err)
+}
+
+// exportHTTP sends one empty OTLP/HTTP trace export with the client certificate.
+func exportHTTP(endpoint string, cfg *tls.Config) error {
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: cfg.Clone()}, Timeout: 10 * time.Second}
+	defer client.CloseIdleConnections()
+	resp, err := client.Post("https://"+endpoint+"/v1/traces", "application/x-protobuf", bytes.NewReader(nil))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("status %s", resp.Status)
+	}
+	return nil
+}
+
 func podmanCmd(args ...string) *exec.Cmd {
 	// crun fails on this machine kind's cgroups; runc with cgroupfs works (DESIGN.md).
 	return exec.Command(*podman, append([]string{"--runtime", "runc", "--cgroup-manager=cgroupfs"}, args...)...)
 }
 
-func collectorConfig(endpoint string, metricsPort int) string {
+func collectorConfig(endpoint, httpEndpoint string, metricsPort int) string {
 	return fmt.Sprintf(`extensions:
   certstore:
     cert_file: /certs/tls.crt
     key_file: /certs/tls.key
     ca_file: /certs/ca.crt
     client_auth: require
+  certstore/http:
+    cert_file: /certs/tls.crt
+    key_file: /certs/tls.key
+    ca_file: /certs/ca.crt
+    validated_dir: %[4]s
 receivers:
   otlp:
     protocols:
       grpc:
-        endpoint: %s
+        endpoint: %[1]s
         middlewares: [{id: certstore}]
+      http:
+        endpoint: %[2]s
+        tls:
+          cert_file: %[4]s/tls.crt
+          key_file: %[4]s/tls.key
+          client_ca_file: %[4]s/ca.crt
+          client_ca_file_reload: true
+          reload_interval: 1s
 exporters:
   debug:
     verbosity: basic
 service:
-  extensions: [certstore]
+  extensions: [certstore, certstore/http]
   telemetry:
     metrics:
       readers:
@@ -245,12 +319,12 @@ service:
             exporter:
               prometheus:
                 host: 127.0.0.1
-                port: %d
+                port: %[3]d
   pipelines:
     traces:
       receivers: [otlp]
       exporters: [debug]
-`, endpoint, metricsPort)
+`, endpoint, httpEndpoint, metricsPort, validatedDir)
 }
 
 // ---------- the kubelet's writer ----------
@@ -486,4 +560,15 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func statOwner(st os.FileInfo) (uint32, bool) {
+	if st == nil {
+		return 0, false
+	}
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0, false
+	}
+	return sys.Uid, true
 }
