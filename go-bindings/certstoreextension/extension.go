@@ -75,6 +75,7 @@ type certstoreExtension struct {
 	done       chan struct{}
 	closed     bool
 	plainLog   rateLimit
+	clientAuth tls.ClientAuthType // enforced by the fail-closed interceptors too
 
 	mu          sync.Mutex // serializes checks and reporting; guards the fields below
 	lastStatus  string
@@ -125,6 +126,7 @@ func (e *certstoreExtension) Start(_ context.Context, host component.Host) error
 	srv := base.Clone()
 	srv.RootCAs = nil
 	srv.ClientAuth = e.cfg.clientAuthType()
+	e.clientAuth = srv.ClientAuth
 	grpcBase := srv.Clone()
 	grpcBase.NextProtos = []string{"h2"}
 	httpBase := srv.Clone()
