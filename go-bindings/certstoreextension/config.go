@@ -52,6 +52,7 @@ type Config struct {
 	Client ClientSideConfig    `mapstructure:",squash"`
 	Expiry ExpiryConfig        `mapstructure:",squash"`
 	Copy   ValidatedCopyConfig `mapstructure:",squash"`
+	Revoke RevokeConfig        `mapstructure:",squash"`
 
 	// prevent unkeyed literal initialization
 	_ struct{}
@@ -115,6 +116,15 @@ type ClientSideConfig struct {
 	HandshakeTimeout time.Duration `mapstructure:"handshake_timeout"`
 }
 
+// RevokeConfig says what happens to live connections whose peer stops being trusted.
+type RevokeConfig struct {
+	// RevokeUntrustedConnections closes a live connection once its peer's chain no longer
+	// verifies: its CA left ca_file (after ca_overlap) or its certificate reached notAfter.
+	// Receivers (gRPC middleware) with client_auth require or verify_if_given; exporters
+	// (gRPC and HTTP middleware) with ca_file. On by default.
+	RevokeUntrustedConnections bool `mapstructure:"revoke_untrusted_connections"`
+}
+
 // ExpiryConfig says when an approaching expiry is logged, and whether it also changes the
 // component status.
 type ExpiryConfig struct {
@@ -148,6 +158,7 @@ func createDefaultConfig() component.Config {
 		},
 		Client: ClientSideConfig{HandshakeTimeout: 10 * time.Second},
 		Expiry: ExpiryConfig{ExpiryWarning: 7 * 24 * time.Hour},
+		Revoke: RevokeConfig{RevokeUntrustedConnections: true},
 	}
 }
 

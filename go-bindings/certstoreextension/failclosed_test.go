@@ -192,7 +192,7 @@ func TestClientCacheIsBounded(t *testing.T) {
 		built[name]++
 		cfg := &tls.Config{ServerName: name}
 		return func() *tls.Config { return cfg }
-	})
+	}, nil)
 	for i := range 3 * maxServerNames {
 		name := fmt.Sprintf("10.0.%d.%d", i/250, i%250)
 		assert.Equal(t, name, creds.forName(creds.serverName(name+":4317")).ServerName)

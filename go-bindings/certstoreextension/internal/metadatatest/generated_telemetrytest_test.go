@@ -40,11 +40,15 @@ func TestSetupTelemetry(t *testing.T) {
 		observer.Observe(1)
 		return nil
 	}))
+	tb.CertstoreConnectionsRevoked.Add(context.Background(), 1)
 	tb.CertstoreReloadDuration.Record(context.Background(), 1)
 	tb.CertstoreReloadFailures.Add(context.Background(), 1)
 	tb.CertstoreValidatedCopyWrites.Add(context.Background(), 1)
 	AssertEqualCertstoreCertificateTimeLeft(t, testTel,
 		[]metricdata.DataPoint[float64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualCertstoreConnectionsRevoked(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualCertstoreDiskDivergent(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
