@@ -33,7 +33,7 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-func serveHealth(t *testing.T, opts ...grpc.ServerOption) string {
+func serveHealth(t testing.TB, opts ...grpc.ServerOption) string {
 	t.Helper()
 	srv := grpc.NewServer(opts...)
 	healthpb.RegisterHealthServer(srv, health.NewServer())
