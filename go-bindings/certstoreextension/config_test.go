@@ -36,6 +36,7 @@ func TestConfigUnmarshal(t *testing.T) {
 		"server_name_override":         "collector.example",
 		"handshake_timeout":            "3s",
 		"validated_dir":                "/run/certstore/otlp",
+		"revoke_untrusted_connections": false,
 	})
 	cfg := createDefaultConfig().(*Config)
 	require.NoError(t, cm.Unmarshal(cfg))
@@ -49,6 +50,7 @@ func TestConfigUnmarshal(t *testing.T) {
 	assert.Equal(t, "collector.example", cfg.Client.ServerNameOverride)
 	assert.Equal(t, 3*time.Second, cfg.Client.HandshakeTimeout)
 	assert.Equal(t, "/run/certstore/otlp", cfg.Copy.ValidatedDir)
+	assert.False(t, cfg.Revoke.RevokeUntrustedConnections)
 	assert.Equal(t, tls.VerifyClientCertIfGiven, cfg.clientAuthType())
 	base, err := cfg.baseTLSConfig()
 	require.NoError(t, err)
@@ -73,6 +75,7 @@ func TestConfigDefaults(t *testing.T) {
 	assert.Equal(t, "1.2", cfg.TLS.MinVersion)
 	assert.Equal(t, 7*24*time.Hour, cfg.Expiry.ExpiryWarning)
 	assert.False(t, cfg.Expiry.ExpiryStatus, "expiry changes the status only when asked")
+	assert.True(t, cfg.Revoke.RevokeUntrustedConnections, "live connections of peers that stop verifying are closed by default")
 	assert.Equal(t, 10*time.Second, cfg.Client.HandshakeTimeout)
 	assert.Empty(t, cfg.Copy.ValidatedDir)
 	assert.Equal(t, tls.NoClientCert, cfg.clientAuthType())
