@@ -289,8 +289,10 @@ func runRevokeScenario(ctx context.Context, dir string) (c *collector) {
 	}
 	err = newSender("old-CA client, new connection", addr, &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{oldLeaf.tlsCert()}}, 0).exportOnce(ctx)
 	check("revoke: a new connection of the old-CA client is refused", err != nil, "export succeeded")
-	okAfter, _ := old.outcomes(first, time.Now())
-	check("revoke: the old-CA client is not served after it was cut", okAfter == 0, "%d exports served after the cut", okAfter)
+	if cut {
+		okAfter, _ := old.outcomes(first, time.Now())
+		check("revoke: the old-CA client is not served after it was cut", okAfter == 0, "%d exports served after the cut", okAfter)
+	}
 
 	// The expiring client: cut within 1 s of its notAfter, never before.
 	exp := senders["expiring"]
