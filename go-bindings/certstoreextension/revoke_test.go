@@ -9,8 +9,10 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -236,8 +238,8 @@ func TestGRPCClientRevokesServerNoLongerTrusted(t *testing.T) {
 	assert.Equal(t, int64(1), v)
 }
 
-// Client side, HTTP: an active response from a server whose CA left ca_file is cut, and the
-// next request does not reuse a connection to it.
+// Client side, HTTP: an active response from a server whose CA left ca_file is cut, an idle
+// connection to it is closed, and no later request reaches it.
 func TestHTTPClientRevokesServerNoLongerTrusted(t *testing.T) {
 	serverCA, otherCA, clientCA := newTestCA(t, "server CA"), newTestCA(t, "other CA"), newTestCA(t, "client CA")
 	sc, sk, _ := serverCA.issue(t, "server", 24*time.Hour)
@@ -245,7 +247,15 @@ func TestHTTPClientRevokesServerNoLongerTrusted(t *testing.T) {
 	require.NoError(t, err)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	var closed atomic.Int64
+	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, ConnState: func(_ net.Conn, st http.ConnState) {
+		if st == http.StateClosed {
+			closed.Add(1)
+		}
+	}, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/once" {
+			return
+		}
 		for i := 0; ; i++ {
 			if _, err := fmt.Fprintf(w, "line %d\n", i); err != nil {
 				return
@@ -272,6 +282,13 @@ func TestHTTPClientRevokesServerNoLongerTrusted(t *testing.T) {
 	hc.Middlewares = []configmiddleware.Config{{ID: component.MustNewIDWithName("certstore", "httpexporter")}}
 	client, err := hc.ToClient(context.Background(), host.GetExtensions(), componenttest.NewNopTelemetrySettings())
 	require.NoError(t, err)
+	// A second client whose connection is idle in its pool when the trust changes.
+	idleClient, err := hc.ToClient(context.Background(), host.GetExtensions(), componenttest.NewNopTelemetrySettings())
+	require.NoError(t, err)
+	once, err := idleClient.Get(hc.Endpoint + "/once")
+	require.NoError(t, err)
+	_, _ = io.Copy(io.Discard, once.Body)
+	_ = once.Body.Close()
 
 	resp, err := client.Get(hc.Endpoint + "/stream")
 	require.NoError(t, err)
@@ -292,6 +309,9 @@ func TestHTTPClientRevokesServerNoLongerTrusted(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("response from a server no longer trusted still streaming after 10s")
 	}
+	waitFor(t, "the idle connection closed too", func() bool { return closed.Load() >= 2 })
 	_, err = client.Get(hc.Endpoint + "/stream")
 	assert.Error(t, err, "a new request to the server no longer trusted")
+	_, err = idleClient.Get(hc.Endpoint + "/once")
+	assert.Error(t, err, "a request of the client whose connection was idle")
 }
