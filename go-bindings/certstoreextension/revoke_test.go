@@ -104,6 +104,18 @@ func (p *grpcPeer) assertOpen(t *testing.T, what string) {
 	require.NoError(t, err, what)
 }
 
+// waitRevoked waits until the revoked-connections metric counts one connection for reason
+// (the guard counts right after closing the connection) and checks it stays at one.
+func waitRevoked(t *testing.T, tel *componenttest.Telemetry, reason string) {
+	t.Helper()
+	count := func() int64 {
+		v, _ := metricValue(t, tel, revokedMetric, attribute.String("reason", reason))
+		return v
+	}
+	waitFor(t, "the revocation counted", func() bool { return count() >= 1 })
+	assert.Equal(t, int64(1), count(), "connections revoked for %s", reason)
+}
+
 // The OTLP/gRPC receiver's case: client_auth require, ca_overlap. During the overlap the old
 // CA's client keeps its stream; when it ends, that stream fails with Unavailable (the
 // connection is closed), a new connection of that client is refused, and the new CA's client
@@ -142,10 +154,11 @@ func TestGRPCServerRevokesOldCAClientAfterOverlap(t *testing.T) {
 	assert.Error(t, healthCheck(addr, oldCreds), "a new connection of the old CA's client")
 	fresh.assertOpen(t, "new-CA client")
 
-	v, ok := metricValue(t, tel, revokedMetric, attribute.String("reason", "ca_removed"))
-	assert.True(t, ok)
-	assert.Equal(t, int64(1), v)
-	lines := logs.FilterMessageSnippet("Closed a connection whose peer is no longer trusted").All()
+	// The guard closes first, then counts and logs.
+	waitRevoked(t, tel, "ca_removed")
+	const logged = "Closed a connection whose peer is no longer trusted"
+	waitFor(t, "the revocation logged", func() bool { return logs.FilterMessageSnippet(logged).Len() >= 1 })
+	lines := logs.FilterMessageSnippet(logged).All()
 	require.Len(t, lines, 1)
 	fields := lines[0].ContextMap()
 	assert.Equal(t, "ca_removed", fields["reason"])
@@ -190,8 +203,7 @@ func TestGRPCServerRevokesExpiredPeer(t *testing.T) {
 	err = short.waitEnded(t, "client past its notAfter")
 	assert.Equal(t, codes.Unavailable, status.Code(err))
 	long.assertOpen(t, "client whose certificate is valid")
-	v, _ := metricValue(t, tel, revokedMetric, attribute.String("reason", "peer_expired"))
-	assert.Equal(t, int64(1), v)
+	waitRevoked(t, tel, "peer_expired")
 }
 
 // revoke_untrusted_connections: false keeps the handshake-only behaviour.
@@ -234,8 +246,7 @@ func TestGRPCClientRevokesServerNoLongerTrusted(t *testing.T) {
 	d.write(t, cc, ck, otherCA.pem)
 	err = p.waitEnded(t, "exporter stream to a server no longer trusted")
 	assert.Equal(t, codes.Unavailable, status.Code(err))
-	v, _ := metricValue(t, tel, revokedMetric, attribute.String("reason", "ca_removed"))
-	assert.Equal(t, int64(1), v)
+	waitRevoked(t, tel, "ca_removed")
 }
 
 // Client side, HTTP: an active response from a server whose CA left ca_file is cut, an idle
