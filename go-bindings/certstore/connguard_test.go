@@ -45,6 +45,17 @@ type revocations struct {
 }
 
 func (r *revocations) add(rv Revocation) { r.mu.Lock(); r.all = append(r.all, rv); r.mu.Unlock() }
+
+// wait polls until n revocations were reported (OnRevoke runs after the connection is closed)
+// and returns them.
+func (r *revocations) wait(t *testing.T, n int) []Revocation {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for len(r.list()) < n && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	return r.list()
+}
 func (r *revocations) list() []Revocation {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -218,7 +229,7 @@ func TestConnGuardCARotationHTTP(t *testing.T) {
 			newStream.assertAlive(t, "new-CA client")
 			noCert.assertAlive(t, "client without a certificate")
 
-			got := revoked.list()
+			got := revoked.wait(t, 1)
 			if len(got) != 1 || got[0].Reason != RevokedCARemoved || got[0].Serial != serialHex(oldClient.cert) ||
 				got[0].Subject != "CN=client-old" {
 				t.Fatalf("revocations: %+v", got)
@@ -258,7 +269,7 @@ func TestConnGuardPeerExpiry(t *testing.T) {
 		t.Fatalf("connection closed at %v, before the certificate's notAfter %v", ended, notAfter)
 	}
 	longStream.assertAlive(t, "client whose certificate is valid")
-	got := revoked.list()
+	got := revoked.wait(t, 1)
 	if len(got) != 1 || got[0].Reason != RevokedPeerExpired || got[0].Serial != serialHex(short.cert) {
 		t.Fatalf("revocations: %+v", got)
 	}
