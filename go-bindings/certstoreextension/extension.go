@@ -451,8 +451,9 @@ func (e *certstoreExtension) Shutdown(context.Context) error {
 // certificate, and (revoke_untrusted_connections) close a client's connection once its chain
 // stops verifying. configgrpc appends middleware options after its own, and grpc-go uses the last
 // grpc.Creds, so this replaces any tls: block of the receiver. That order is not a contract:
-// the interceptors refuse every call that did not arrive over TLS, so a change upstream can
-// never turn the receiver into a plaintext one.
+// the interceptors refuse every call that did not arrive over TLS, or without the client
+// authentication client_auth asks for, so a change upstream can never turn the receiver into
+// a plaintext one or a weaker one.
 func (e *certstoreExtension) GetGRPCServerOptions(context.Context) ([]grpc.ServerOption, error) {
 	if e.grpcServer == nil {
 		return nil, fmt.Errorf("certstore %s is not started", e.id)
