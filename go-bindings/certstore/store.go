@@ -168,6 +168,9 @@ type state struct {
 	caHash [32]byte
 	prevCA []*x509.Certificate // previous CA bundle during an overlap, else nil
 	dropAt int64               // unix nanoseconds when prevCA is dropped; 0 = no overlap
+	// trustSeq increases with every change of the trusted CAs (a new bundle, the end of an
+	// overlap), not with a new leaf or ticket key: ConnGuards re-check connections on it.
+	trustSeq uint64
 	// ticketKeys are the session ticket keys, newest first, shared by every generation.
 	ticketKeys [][32]byte
 }
@@ -208,6 +211,8 @@ type Store struct {
 	ticketTimer  *time.Timer
 	ticketKeys   [][32]byte
 	bindings     []*serverBinding
+	trustSeq     uint64
+	guards       map[*ConnGuard]struct{} // woken (never called) when the trust changes
 
 	// Go subscribers run on a dispatcher goroutine, never on the library's thread.
 	evMu    sync.Mutex
@@ -369,6 +374,14 @@ func (s *Store) installLocked(snap *Snapshot) {
 func (s *Store) publishLocked(st *state) {
 	s.seq++
 	st.seq = s.seq
+	old := s.st.Load()
+	if old == nil || old.caHash != st.caHash || len(old.prevCA) != len(st.prevCA) || old.dropAt != st.dropAt {
+		s.trustSeq++
+		for g := range s.guards {
+			g.wakeUp()
+		}
+	}
+	st.trustSeq = s.trustSeq
 	s.st.Store(st)
 	for _, b := range s.bindings {
 		b.get(st)

@@ -32,13 +32,13 @@ func nextSerial() *big.Int {
 	return big.NewInt(serialCounter)
 }
 
-func newTestCA(t *testing.T, name string) *testCA {
+func newTestCA(t testing.TB, name string) *testCA {
 	t.Helper()
 	return newTestCAOn(t, name, elliptic.P256())
 }
 
 // newTestCAOn is newTestCA with a CA key on curve (e.g. P-224, which FIPS 140-3 mode refuses).
-func newTestCAOn(t *testing.T, name string, curve elliptic.Curve) *testCA {
+func newTestCAOn(t testing.TB, name string, curve elliptic.Curve) *testCA {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(curve, rand.Reader)
 	if err != nil {
@@ -62,13 +62,13 @@ func newTestCAOn(t *testing.T, name string, curve elliptic.Curve) *testCA {
 }
 
 // issue returns a leaf (cert PEM, key PEM, serial) valid for localhost and 127.0.0.1.
-func (ca *testCA) issue(t *testing.T, cn string, validFor time.Duration) (certPEM, keyPEM []byte, serial *big.Int) {
+func (ca *testCA) issue(t testing.TB, cn string, validFor time.Duration) (certPEM, keyPEM []byte, serial *big.Int) {
 	t.Helper()
 	return ca.issueBetween(t, cn, time.Now().Add(-time.Minute), time.Now().Add(validFor))
 }
 
 // issueBetween is issue with the validity window [notBefore, notAfter].
-func (ca *testCA) issueBetween(t *testing.T, cn string, notBefore, notAfter time.Time) (certPEM, keyPEM []byte, serial *big.Int) {
+func (ca *testCA) issueBetween(t testing.TB, cn string, notBefore, notAfter time.Time) (certPEM, keyPEM []byte, serial *big.Int) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -106,7 +106,7 @@ func (d certDir) cert() string { return filepath.Join(d.dir, "tls.crt") }
 func (d certDir) key() string  { return filepath.Join(d.dir, "tls.key") }
 func (d certDir) ca() string   { return filepath.Join(d.dir, "ca.crt") }
 
-func writeAtomic(t *testing.T, path string, data []byte) {
+func writeAtomic(t testing.TB, path string, data []byte) {
 	t.Helper()
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, data, 0o600); err != nil {
@@ -118,7 +118,7 @@ func writeAtomic(t *testing.T, path string, data []byte) {
 }
 
 // write replaces the files; the key first so that a reader sees cert+key consistent at the end.
-func (d certDir) write(t *testing.T, certPEM, keyPEM, caPEM []byte) {
+func (d certDir) write(t testing.TB, certPEM, keyPEM, caPEM []byte) {
 	t.Helper()
 	writeAtomic(t, d.key(), keyPEM)
 	if caPEM != nil {
@@ -127,7 +127,7 @@ func (d certDir) write(t *testing.T, certPEM, keyPEM, caPEM []byte) {
 	writeAtomic(t, d.cert(), certPEM)
 }
 
-func newCertDir(t *testing.T, certPEM, keyPEM, caPEM []byte) certDir {
+func newCertDir(t testing.TB, certPEM, keyPEM, caPEM []byte) certDir {
 	t.Helper()
 	d := certDir{dir: t.TempDir()}
 	d.write(t, certPEM, keyPEM, caPEM)

@@ -13,6 +13,8 @@ import (
 	"sync"
 
 	"google.golang.org/grpc/credentials"
+
+	"github.com/certstore-dev/certstore/go-bindings/certstore"
 )
 
 // clientCreds are the gRPC transport credentials of the client side. The server name to
@@ -25,6 +27,7 @@ type clientCreds struct {
 	override string
 	build    func(serverName string) func() *tls.Config
 	max      int
+	guard    *certstore.ConnGuard // closes connections whose server stops verifying; may be nil
 
 	mu     sync.Mutex
 	byName map[string]*list.Element // of *namedSource
@@ -38,8 +41,9 @@ type namedSource struct {
 
 var _ credentials.TransportCredentials = (*clientCreds)(nil)
 
-func newClientCreds(override string, build func(string) func() *tls.Config) *clientCreds {
+func newClientCreds(override string, build func(string) func() *tls.Config, guard *certstore.ConnGuard) *clientCreds {
 	return &clientCreds{
+		guard:    guard,
 		info:     credentials.NewTLS(&tls.Config{}).Info(),
 		override: override,
 		build:    build,
@@ -94,7 +98,18 @@ func (c *clientCreds) serverName(hostport string) string {
 }
 
 func (c *clientCreds) ClientHandshake(ctx context.Context, authority string, raw net.Conn) (net.Conn, credentials.AuthInfo, error) {
-	return credentials.NewTLS(c.forName(c.serverName(authority))).ClientHandshake(ctx, authority, raw)
+	creds := credentials.NewTLS(c.forName(c.serverName(authority)))
+	var info credentials.AuthInfo
+	conn, err := watchClientConn(c.guard, raw, func(raw net.Conn) (net.Conn, tls.ConnectionState, error) {
+		conn, i, err := creds.ClientHandshake(ctx, authority, raw)
+		info = i
+		tlsInfo, _ := i.(credentials.TLSInfo)
+		return conn, tlsInfo.State, err
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return conn, info, nil
 }
 
 func (c *clientCreds) ServerHandshake(net.Conn) (net.Conn, credentials.AuthInfo, error) {
@@ -112,7 +127,7 @@ func (c *clientCreds) Info() credentials.ProtocolInfo {
 func (c *clientCreds) Clone() credentials.TransportCredentials {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return newClientCreds(c.override, c.build)
+	return newClientCreds(c.override, c.build, c.guard)
 }
 
 // OverrideServerName implements the deprecated gRPC method.

@@ -52,6 +52,7 @@ type Config struct {
 	Client ClientSideConfig    `mapstructure:",squash"`
 	Expiry ExpiryConfig        `mapstructure:",squash"`
 	Copy   ValidatedCopyConfig `mapstructure:",squash"`
+	Revoke RevokeConfig        `mapstructure:",squash"`
 
 	// prevent unkeyed literal initialization
 	_ struct{}
@@ -113,6 +114,15 @@ type ClientSideConfig struct {
 	ServerNameOverride string `mapstructure:"server_name_override"`
 	// HandshakeTimeout bounds the TLS handshake of a connection an HTTP exporter dials.
 	HandshakeTimeout time.Duration `mapstructure:"handshake_timeout"`
+}
+
+// RevokeConfig says what happens to live connections whose peer stops being trusted.
+type RevokeConfig struct {
+	// RevokeUntrustedConnections closes a live connection once its peer's chain no longer
+	// verifies: its CA left ca_file (after ca_overlap) or its certificate reached notAfter.
+	// Receivers (gRPC middleware) with client_auth require or verify_if_given; exporters
+	// (gRPC and HTTP middleware) with ca_file. On by default.
+	RevokeUntrustedConnections bool `mapstructure:"revoke_untrusted_connections"`
 }
 
 // ExpiryConfig says when an approaching expiry is logged, and whether it also changes the
@@ -179,6 +189,7 @@ func createDefaultConfig() component.Config {
 			MinVersion:     "1.2",
 		},
 		Client: ClientSideConfig{HandshakeTimeout: 10 * time.Second},
+		Revoke: RevokeConfig{RevokeUntrustedConnections: true},
 	}
 }
 

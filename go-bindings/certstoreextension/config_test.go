@@ -59,6 +59,7 @@ func TestConfigFromYAML(t *testing.T) {
 			c.Client.ServerNameOverride = "collector.example"
 			c.Client.HandshakeTimeout = 3 * time.Second
 			c.Copy.ValidatedDir = "/run/certstore/otlp"
+			c.Revoke.RevokeUntrustedConnections = false
 			return c
 		},
 		"no_expiry_warning": func() *Config {
@@ -118,6 +119,7 @@ func TestConfigDefaults(t *testing.T) {
 	assert.Equal(t, "1.2", cfg.TLS.MinVersion)
 	assert.Nil(t, cfg.Expiry.ExpiryWarning, "not set: warn when a quarter of the lifetime is left")
 	assert.False(t, cfg.Expiry.ExpiryStatus, "expiry changes the status only when asked")
+	assert.True(t, cfg.Revoke.RevokeUntrustedConnections, "live connections of peers that stop verifying are closed by default")
 	assert.Equal(t, 10*time.Second, cfg.Client.HandshakeTimeout)
 	assert.Empty(t, cfg.Copy.ValidatedDir)
 	assert.Equal(t, tls.NoClientCert, cfg.clientAuthType())

@@ -75,6 +75,11 @@ type certstoreExtension struct {
 	done       chan struct{}
 	closed     bool
 	plainLog   rateLimit
+	clientAuth tls.ClientAuthType // enforced by the fail-closed interceptors too
+	// Close live connections whose peer stopped verifying; nil when off (see newGuards).
+	serverGuard *certstore.ConnGuard
+	clientGuard *certstore.ConnGuard
+	revokeLog   revokeLog
 
 	mu          sync.Mutex // serializes checks and reporting; guards the fields below
 	lastStatus  string
@@ -125,6 +130,7 @@ func (e *certstoreExtension) Start(_ context.Context, host component.Host) error
 	srv := base.Clone()
 	srv.RootCAs = nil
 	srv.ClientAuth = e.cfg.clientAuthType()
+	e.clientAuth = srv.ClientAuth
 	grpcBase := srv.Clone()
 	grpcBase.NextProtos = []string{"h2"}
 	httpBase := srv.Clone()
@@ -135,6 +141,7 @@ func (e *certstoreExtension) Start(_ context.Context, host component.Host) error
 			e.copy.close()
 			e.copy = nil
 		}
+		e.closeGuards()
 		if e.telemetry != nil {
 			e.telemetry.shutdown()
 			e.telemetry = nil
@@ -151,7 +158,6 @@ func (e *certstoreExtension) Start(_ context.Context, host component.Host) error
 	}
 	e.clientBase = base.Clone()
 	e.client = e.ClientTLSConfigForServer(e.cfg.Client.ServerNameOverride)
-	e.grpcClient = newClientCreds(e.cfg.Client.ServerNameOverride, e.clientSource(e.clientBase, nil))
 	files := make([]string, len(stores))
 	for i := range stores {
 		files[i] = e.certFile(i)
@@ -161,6 +167,8 @@ func (e *certstoreExtension) Start(_ context.Context, host component.Host) error
 		return fail(fmt.Errorf("telemetry: %w", err))
 	}
 	e.telemetry = tel
+	e.serverGuard, e.clientGuard = e.newGuards() // after the telemetry their OnRevoke uses
+	e.grpcClient = newClientCreds(e.cfg.Client.ServerNameOverride, e.clientSource(e.clientBase, nil), e.clientGuard)
 
 	for i, s := range stores {
 		if snap, err := s.Current(); err == nil {
@@ -432,6 +440,7 @@ func (e *certstoreExtension) Shutdown(context.Context) error {
 		e.unsub()
 		e.unsub = nil
 	}
+	e.closeGuards()
 	if e.telemetry != nil {
 		e.telemetry.shutdown()
 		e.telemetry = nil
@@ -450,16 +459,22 @@ func (e *certstoreExtension) Shutdown(context.Context) error {
 }
 
 // GetGRPCServerOptions makes a configgrpc server (e.g. the OTLP receiver) serve the current
-// certificate. configgrpc appends middleware options after its own, and grpc-go uses the last
+// certificate, and (revoke_untrusted_connections) close a client's connection once its chain
+// stops verifying. configgrpc appends middleware options after its own, and grpc-go uses the last
 // grpc.Creds, so this replaces any tls: block of the receiver. That order is not a contract:
-// the interceptors refuse every call that did not arrive over TLS, so a change upstream can
-// never turn the receiver into a plaintext one.
+// the interceptors refuse every call that did not arrive over TLS, or without the client
+// authentication client_auth asks for, so a change upstream can never turn the receiver into
+// a plaintext one or a weaker one.
 func (e *certstoreExtension) GetGRPCServerOptions(context.Context) ([]grpc.ServerOption, error) {
 	if e.grpcServer == nil {
 		return nil, fmt.Errorf("certstore %s is not started", e.id)
 	}
+	creds := credentials.NewTLS(e.grpcServer)
+	if e.serverGuard != nil {
+		creds = guardedServerCreds{TransportCredentials: creds, guard: e.serverGuard}
+	}
 	return []grpc.ServerOption{
-		grpc.Creds(credentials.NewTLS(e.grpcServer)),
+		grpc.Creds(creds),
 		grpc.ChainUnaryInterceptor(e.requireTLSUnary),
 		grpc.ChainStreamInterceptor(e.requireTLSStream),
 	}, nil

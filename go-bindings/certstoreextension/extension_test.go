@@ -76,7 +76,7 @@ func (h *statusHost) last() *componentstatus.Event {
 	return h.events[len(h.events)-1]
 }
 
-func startExtension(t *testing.T, name string, cfg *Config, host *statusHost, tel *componenttest.Telemetry) *certstoreExtension {
+func startExtension(t testing.TB, name string, cfg *Config, host *statusHost, tel *componenttest.Telemetry) *certstoreExtension {
 	t.Helper()
 	return startExt(t, name, cfg, host, tel, nil)
 }
@@ -86,7 +86,7 @@ func startExtensionWithLogger(t *testing.T, name string, cfg *Config, host *stat
 	return startExt(t, name, cfg, host, nil, logger)
 }
 
-func startExt(t *testing.T, name string, cfg *Config, host *statusHost, tel *componenttest.Telemetry, logger *zap.Logger) *certstoreExtension {
+func startExt(t testing.TB, name string, cfg *Config, host *statusHost, tel *componenttest.Telemetry, logger *zap.Logger) *certstoreExtension {
 	t.Helper()
 	require.NoError(t, cfg.Validate())
 	set := extensiontest.NewNopSettings(Type)

@@ -5,6 +5,7 @@ package certstoreextension // import "github.com/certstore-dev/certstore/go-bind
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"sync/atomic"
 	"time"
@@ -26,14 +27,32 @@ func (r *rateLimit) allow(now time.Time, period time.Duration) bool {
 	return now.UnixNano()-last >= int64(period) && r.last.CompareAndSwap(last, now.UnixNano())
 }
 
-// checkTLSPeer refuses a call whose connection is not TLS: the receiver's own transport
-// credentials won over the extension's (or none were set), so the call came in plaintext.
+// checkTLSPeer refuses a call whose connection is not TLS, or whose TLS handshake did not
+// authenticate the client as client_auth says: the receiver's own transport credentials won
+// over the extension's (or none were set), so the call came in plaintext or with their client
+// authentication. require needs verified chains; verify_if_given needs them when the client
+// sent a certificate.
 func (e *certstoreExtension) checkTLSPeer(ctx context.Context, method string) error {
 	p, ok := peer.FromContext(ctx)
-	if ok {
-		if _, isTLS := p.AuthInfo.(credentials.TLSInfo); isTLS {
+	var reason string
+	if info, isTLS := p.AuthInfo.(credentials.TLSInfo); ok && isTLS {
+		verified := len(info.State.VerifiedChains) > 0
+		switch e.clientAuth {
+		case tls.RequireAndVerifyClientCert:
+			if verified {
+				return nil
+			}
+			reason = "client_auth require: the client has no verified certificate"
+		case tls.VerifyClientCertIfGiven:
+			if verified || len(info.State.PeerCertificates) == 0 {
+				return nil
+			}
+			reason = "client_auth verify_if_given: the client's certificate was not verified"
+		default:
 			return nil
 		}
+	} else {
+		reason = "connection is not TLS"
 	}
 	if e.plainLog.allow(time.Now(), time.Minute) {
 		addr := "unknown"
@@ -41,11 +60,11 @@ func (e *certstoreExtension) checkTLSPeer(ctx context.Context, method string) er
 			addr = p.Addr.String()
 		}
 		e.logger.WithOptions(zap.AddStacktrace(zap.DPanicLevel)).Error(
-			"Refused a gRPC call that did not arrive over TLS: another grpc.Creds replaced the certstore "+
-				"credentials of this receiver (at most one such line a minute)",
-			zap.String("method", method), zap.String("peer", addr))
+			"Refused a gRPC call: another grpc.Creds replaced the certstore credentials of this receiver "+
+				"(at most one such line a minute)",
+			zap.String("method", method), zap.String("peer", addr), zap.String("reason", reason))
 	}
-	return status.Errorf(codes.Unauthenticated, "certstore %s: connection is not TLS; refused", e.id)
+	return status.Errorf(codes.Unauthenticated, "certstore %s: %s; refused", e.id, reason)
 }
 
 func (e *certstoreExtension) requireTLSUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {

@@ -33,7 +33,7 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-func serveHealth(t *testing.T, opts ...grpc.ServerOption) string {
+func serveHealth(t testing.TB, opts ...grpc.ServerOption) string {
 	t.Helper()
 	srv := grpc.NewServer(opts...)
 	healthpb.RegisterHealthServer(srv, health.NewServer())
@@ -76,7 +76,7 @@ func TestGRPCServerRefusesPlaintextWhenOtherCredsWin(t *testing.T) {
 	require.Error(t, err)
 	assert.Equal(t, codes.Unauthenticated, status.Code(err))
 	assert.Contains(t, err.Error(), "connection is not TLS; refused")
-	require.Equal(t, 1, logs.FilterMessageSnippet("Refused a gRPC call that did not arrive over TLS").Len())
+	require.Equal(t, 1, logs.FilterMessageSnippet("Refused a gRPC call: another grpc.Creds").Len())
 
 	// Streams are refused too (Watch is a server stream).
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -192,7 +192,7 @@ func TestClientCacheIsBounded(t *testing.T) {
 		built[name]++
 		cfg := &tls.Config{ServerName: name}
 		return func() *tls.Config { return cfg }
-	})
+	}, nil)
 	for i := range 3 * maxServerNames {
 		name := fmt.Sprintf("10.0.%d.%d", i/250, i%250)
 		assert.Equal(t, name, creds.forName(creds.serverName(name+":4317")).ServerName)
@@ -221,4 +221,65 @@ func TestHTTPClientWarnsAboutOwnTLSSettings(t *testing.T) {
 	_, err = wrap(context.Background(), &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}})
 	require.NoError(t, err)
 	assert.Equal(t, 1, logs.FilterMessageSnippet("own tls: settings are not used").Len())
+}
+
+// When another grpc.Creds wins over the extension's (TLS, but with its own client
+// authentication), the interceptors enforce the configured client_auth: require refuses a
+// client without a verified certificate; verify_if_given refuses a certificate sent but not
+// verified and lets a client without one through.
+func TestGRPCServerEnforcesClientAuthWhenOtherCredsWin(t *testing.T) {
+	ca := newTestCA(t, "client auth CA")
+	stranger := newTestCA(t, "stranger CA")
+	c, k, _ := ca.issue(t, "server", 24*time.Hour)
+	d := newCertDir(t, c, k, ca.pem)
+	serverCert, err := tls.X509KeyPair(c, k)
+	require.NoError(t, err)
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca.pem)
+	sc, sk, _ := stranger.issue(t, "stranger client", 24*time.Hour)
+	strangerCert, err := tls.X509KeyPair(sc, sk)
+	require.NoError(t, err)
+	cc, ck, _ := ca.issue(t, "good client", 24*time.Hour)
+	goodCert, err := tls.X509KeyPair(cc, ck)
+	require.NoError(t, err)
+
+	// The winning credentials ask for a certificate but verify none.
+	other := grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{serverCert}, ClientAuth: tls.RequestClientCert}))
+	dial := func(addr string, certs ...tls.Certificate) error {
+		return healthCheck(addr, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{
+			RootCAs: pool, ServerName: "localhost", Certificates: certs})))
+	}
+
+	for _, tc := range []struct {
+		mode             string
+		noCert, stranger bool // true: served
+	}{
+		{mode: ClientAuthRequire, noCert: false, stranger: false},
+		{mode: ClientAuthVerifyIfGiven, noCert: true, stranger: false},
+	} {
+		t.Run(tc.mode, func(t *testing.T) {
+			cfg := config(d, true)
+			cfg.Server.ClientAuth = tc.mode
+			ext := startExtension(t, "auth-"+tc.mode, cfg, newStatusHost(), nil)
+			opts, err := ext.GetGRPCServerOptions(context.Background())
+			require.NoError(t, err)
+			addr := serveHealth(t, append(opts, other)...)
+
+			check := func(what string, served bool, err error) {
+				t.Helper()
+				if served {
+					assert.NoError(t, err, what)
+					return
+				}
+				require.Error(t, err, what)
+				assert.Equal(t, codes.Unauthenticated, status.Code(err), what)
+				assert.Contains(t, err.Error(), "client_auth "+tc.mode, what)
+			}
+			check("client without a certificate", tc.noCert, dial(addr))
+			check("client of an unknown CA", tc.stranger, dial(addr, strangerCert))
+			// Verified by nobody here either: the winning credentials never verify, so even a
+			// good certificate has no verified chain and cannot pass.
+			check("client of the configured CA, not verified by the winning creds", false, dial(addr, goodCert))
+		})
+	}
 }

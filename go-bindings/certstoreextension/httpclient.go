@@ -103,7 +103,7 @@ func (e *certstoreExtension) wrapTransport(base *http.Transport, policy *tls.Con
 	if dial == nil {
 		dial = (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext
 	}
-	creds := newClientCreds(e.cfg.Client.ServerNameOverride, e.clientSource(policy, protos))
+	creds := newClientCreds(e.cfg.Client.ServerNameOverride, e.clientSource(policy, protos), e.clientGuard)
 	timeout := e.cfg.Client.HandshakeTimeout
 	t.TLSHandshakeTimeout = timeout
 	t.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -116,8 +116,12 @@ func (e *certstoreExtension) wrapTransport(base *http.Transport, policy *tls.Con
 		// and never answers would hold the request until the exporter's own timeout.
 		hctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
-		conn := tls.Client(raw, cfg)
-		if err := conn.HandshakeContext(hctx); err != nil {
+		conn, err := watchClientConn(e.clientGuard, raw, func(raw net.Conn) (*tls.Conn, tls.ConnectionState, error) {
+			conn := tls.Client(raw, cfg)
+			err := conn.HandshakeContext(hctx)
+			return conn, conn.ConnectionState(), err
+		})
+		if err != nil {
 			_ = raw.Close()
 			return nil, fmt.Errorf("certstore %s: TLS handshake with %s: %w", e.id, addr, err)
 		}

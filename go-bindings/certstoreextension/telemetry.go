@@ -172,6 +172,25 @@ func (t *telemetry) reloadDuration(certFile, outcome string, d time.Duration) {
 		metric.WithAttributes(t.inst, certAttr(certFile), attribute.String("outcome", outcome)))
 }
 
+// connectionRevoked counts a live connection closed because its peer stopped verifying.
+func (t *telemetry) connectionRevoked(reason string) { t.addRevoked(reason, 1) }
+
+// revocationsWatched shows the revoked-connections counter at 0 for every reason, so that it
+// exists (and rates start) before the first revocation.
+func (t *telemetry) revocationsWatched() {
+	for _, reason := range []certstore.RevokeReason{certstore.RevokedCARemoved, certstore.RevokedPeerExpired} {
+		t.addRevoked(string(reason), 0)
+	}
+}
+
+func (t *telemetry) addRevoked(reason string, n int64) {
+	if t == nil {
+		return
+	}
+	t.tb.CertstoreConnectionsRevoked.Add(context.Background(), n,
+		metric.WithAttributes(t.inst, attribute.String("reason", reason)))
+}
+
 func (t *telemetry) shutdown() {
 	t.tb.Shutdown()
 }

@@ -658,6 +658,8 @@ func run() (code int) {
 	runHTTPScenario(ctx, dir)
 	// Issue 8: several certificates in one extension instance, chosen by SNI.
 	runSNIScenario(ctx, dir)
+	// Issue 16: trust changes reach live connections.
+	runRevokeScenario(ctx, dir)
 	return 0
 }
 

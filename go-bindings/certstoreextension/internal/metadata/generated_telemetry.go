@@ -30,6 +30,7 @@ type TelemetryBuilder struct {
 	registrations                    []metric.Registration
 	CertstoreCertificateLifetime     metric.Float64ObservableGauge
 	CertstoreCertificateTimeLeft     metric.Float64ObservableGauge
+	CertstoreConnectionsRevoked      metric.Int64Counter
 	CertstoreDiskCertificateTimeLeft metric.Float64ObservableGauge
 	CertstoreDiskDivergent           metric.Int64ObservableGauge
 	CertstoreDiskDivergentDuration   metric.Float64ObservableGauge
@@ -220,6 +221,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		"otelcol_certstore_certificate_time_left",
 		metric.WithDescription("Time left until the served leaf certificate and each trusted CA certificate expire (negative once expired). [Alpha]"),
 		metric.WithUnit("s"),
+	)
+	errs = errors.Join(errs, err)
+	builder.CertstoreConnectionsRevoked, err = builder.meter.Int64Counter(
+		"otelcol_certstore_connections_revoked",
+		metric.WithDescription("Live TLS connections closed because the peer's chain stopped verifying (revoke_untrusted_connections), by reason. [Alpha]"),
+		metric.WithUnit("{connection}"),
 	)
 	errs = errors.Join(errs, err)
 	builder.CertstoreDiskCertificateTimeLeft, err = builder.meter.Float64ObservableGauge(

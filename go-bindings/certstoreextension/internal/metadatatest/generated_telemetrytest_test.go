@@ -52,6 +52,7 @@ func TestSetupTelemetry(t *testing.T) {
 		observer.Observe(1)
 		return nil
 	}))
+	tb.CertstoreConnectionsRevoked.Add(context.Background(), 1)
 	tb.CertstoreReloadDuration.Record(context.Background(), 1)
 	tb.CertstoreReloadFailures.Add(context.Background(), 1)
 	tb.CertstoreValidatedCopyWrites.Add(context.Background(), 1)
@@ -60,6 +61,9 @@ func TestSetupTelemetry(t *testing.T) {
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualCertstoreCertificateTimeLeft(t, testTel,
 		[]metricdata.DataPoint[float64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualCertstoreConnectionsRevoked(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualCertstoreDiskCertificateTimeLeft(t, testTel,
 		[]metricdata.DataPoint[float64]{{Value: 1}},
