@@ -38,6 +38,10 @@ pub struct Status {
     /// How many times the store's watches were found dead and rebuilt (each also reported as
     /// [`crate::Event::WatchRepaired`]).
     pub watch_repairs: u64,
+    /// Events of this store discarded because its subscribers were too slow (more than
+    /// [`MAX_QUEUED_PER_STORE`](crate::MAX_QUEUED_PER_STORE) waiting); each discard is also
+    /// reported by an [`crate::Event::EventsDropped`].
+    pub events_dropped: u64,
 }
 
 impl Status {

@@ -305,7 +305,10 @@ impl Shared {
     }
 
     pub(crate) fn notify(&self, event: Event) {
-        self.notifier.publish(self.id, event);
+        let discarded = self.notifier.publish(self.id, event);
+        if discarded > 0 {
+            lock(&self.status).events_dropped += discarded;
+        }
     }
 
     pub(crate) fn set_watch_degraded(&self, error: Option<Arc<Error>>) {
