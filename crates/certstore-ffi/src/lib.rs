@@ -181,8 +181,17 @@ mod tests {
     #[test]
     fn version_constants_are_the_crate_version() {
         let number = |s: &str| s.parse::<u32>().unwrap();
-        assert_eq!(CERTSTORE_VERSION_MAJOR, number(env!("CARGO_PKG_VERSION_MAJOR")));
-        assert_eq!(CERTSTORE_VERSION_MINOR, number(env!("CARGO_PKG_VERSION_MINOR")));
-        assert_eq!(CERTSTORE_VERSION_PATCH, number(env!("CARGO_PKG_VERSION_PATCH")));
+        assert_eq!(
+            CERTSTORE_VERSION_MAJOR,
+            number(env!("CARGO_PKG_VERSION_MAJOR"))
+        );
+        assert_eq!(
+            CERTSTORE_VERSION_MINOR,
+            number(env!("CARGO_PKG_VERSION_MINOR"))
+        );
+        assert_eq!(
+            CERTSTORE_VERSION_PATCH,
+            number(env!("CARGO_PKG_VERSION_PATCH"))
+        );
     }
 }
