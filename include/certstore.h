@@ -728,7 +728,8 @@ enum certstore_code certstore_status(const struct certstore_store *store,
  * closed before this returns. Snapshots and generation counters obtained from the store stay
  * valid until their own release. NULL is a no-op. Called from inside a subscription callback
  * of this store it frees nothing and returns CERTSTORE_ERR_IN_CALLBACK (it would wait for
- * itself).
+ * itself); called from a callback of another store it delivers this store's queued events
+ * from inside that callback, then frees it.
  *
  * The one rule of the handle's lifetime: certstore_free() must not run while another thread
  * is inside any certstore_* call on the same store, and no call may use the store after it

@@ -9,7 +9,8 @@ use crate::error::{Error, Reason};
 #[derive(Clone, Debug, Default)]
 #[non_exhaustive]
 pub struct Status {
-    /// Generation served now.
+    /// Generation served now. Recorded just after the snapshot is published, so during a
+    /// publish it may trail [`crate::Store::generation`] for that instant, never lead it.
     pub generation: u64,
     /// Generations published, the initial load included.
     pub reloads_ok: u64,
