@@ -90,6 +90,12 @@
 #define CERTSTORE_STATUS_INFO_V3_SIZE 160
 
 /**
+ * The most undelivered events a store keeps for slow subscribers (the newest ROTATED among
+ * them); beyond it the oldest other one is discarded (CERTSTORE_EVENT_EVENTS_DROPPED).
+ */
+#define CERTSTORE_MAX_QUEUED_EVENTS 64
+
+/**
  * Why a generation was refused, as a stable value (the error message says the same for
  * people). New values may be added; treat unknown ones as CERTSTORE_REASON_OTHER.
  */
@@ -231,7 +237,8 @@ typedef enum certstore_event_kind {
   CERTSTORE_EVENT_WATCH_REPAIRED = 5,
   /**
    * The subscribers were too slow: `count` events of this store (refusals, watch changes;
-   * never the latest generation) were discarded, oldest first, because more than 64 waited.
+   * never the latest generation) were discarded, oldest first, because more than
+   * CERTSTORE_MAX_QUEUED_EVENTS waited.
    * Delivered before the events that followed them. Counted in
    * certstore_status_info.events_dropped.
    */

@@ -75,7 +75,8 @@ const (
 	// the generation is served. Path names the directory whose watch was re-added.
 	EventWatchRepaired
 	// EventEventsDropped: the library discarded Count events of this store because its
-	// subscribers were too slow (more than 64 waiting; never the latest generation).
+	// subscribers were too slow (more than the library's CERTSTORE_MAX_QUEUED_EVENTS waiting; never the
+	// latest generation).
 	EventEventsDropped
 )
 

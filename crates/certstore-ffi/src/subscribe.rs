@@ -31,11 +31,21 @@ pub enum certstore_event_kind {
     /// watch was re-added; `error` is NULL. Counted in certstore_status_info.watch_repairs.
     CERTSTORE_EVENT_WATCH_REPAIRED = 5,
     /// The subscribers were too slow: `count` events of this store (refusals, watch changes;
-    /// never the latest generation) were discarded, oldest first, because more than 64 waited.
+    /// never the latest generation) were discarded, oldest first, because more than
+    /// CERTSTORE_MAX_QUEUED_EVENTS waited.
     /// Delivered before the events that followed them. Counted in
     /// certstore_status_info.events_dropped.
     CERTSTORE_EVENT_EVENTS_DROPPED = 6,
 }
+
+/// The most undelivered events a store keeps for slow subscribers (the newest ROTATED among
+/// them); beyond it the oldest other one is discarded (CERTSTORE_EVENT_EVENTS_DROPPED).
+pub const CERTSTORE_MAX_QUEUED_EVENTS: u32 = 64;
+
+const _: () = assert!(
+    CERTSTORE_MAX_QUEUED_EVENTS as usize == certstore_core::MAX_QUEUED_PER_STORE,
+    "CERTSTORE_MAX_QUEUED_EVENTS is the core's bound"
+);
 
 /// An event passed to a certstore_callback. Borrowed: valid only during the callback. Built by
 /// the library, so later versions may append fields; read a field only for the kinds its
