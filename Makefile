@@ -14,10 +14,13 @@ PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 DESTDIR ?=
 
 RELEASE_DIR := $(or $(CARGO_TARGET_DIR),target)/release
-# The library's version is the crate's ([workspace.package] in Cargo.toml). Its SONAME
-# (libcertstore.so.0, the ABI version) is set by crates/certstore-ffi/build.rs and read back
-# from the built library, so the installed file is libcertstore.so.0.<minor>.<patch>.
+# The library's version is the crate's ([workspace.package] in Cargo.toml). Its SONAME is
+# libcertstore.so.<ABI version>: crates/certstore-ffi/src/abi.rs sets it (build.rs) and the
+# header carries it as CERTSTORE_ABI_VERSION; `make build` checks the built library's SONAME
+# against the header. The installed file is libcertstore.so.<ABI version>.<version>.
 VERSION := $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' Cargo.toml | head -n 1)
+ABI_VERSION := $(shell sed -n 's/^\#define CERTSTORE_ABI_VERSION \([0-9]*\)$$/\1/p' include/certstore.h)
+SONAME := libcertstore.so.$(ABI_VERSION)
 # What a static link needs besides libcertstore.a (`rustc --print native-static-libs`).
 NATIVE_LIBS := -lgcc_s -lutil -lrt -lpthread -lm -ldl
 PC_IN := crates/certstore-ffi/certstore.pc.in
@@ -69,8 +72,8 @@ build:
 	$(CARGO) build --release -p certstore-cli   # target/release/certstore; its own run keeps tls12 out of the library
 	mkdir -p $(LIB_DIR) $(PC_DIR)
 	set -e; soname=$$(objdump -p $(RELEASE_DIR)/libcertstore.so | awk '$$1 == "SONAME" {print $$2}'); \
-	  test -n "$$soname" || { echo "build: $(RELEASE_DIR)/libcertstore.so has no SONAME" >&2; exit 1; }; \
-	  real=$$soname.$$(echo $(VERSION) | cut -d. -f2-); \
+	  test "$$soname" = $(SONAME) || { echo "build: $(RELEASE_DIR)/libcertstore.so has SONAME '$$soname' but include/certstore.h says CERTSTORE_ABI_VERSION $(ABI_VERSION) ($(SONAME)): run make header" >&2; exit 1; }; \
+	  real=$$soname.$(VERSION); \
 	  find $(LIB_DIR) -name 'libcertstore.so*' ! -name "$$real" -delete; \
 	  install -C -m 0755 $(RELEASE_DIR)/libcertstore.so $(LIB_DIR)/$$real; \
 	  ln -sfn $$real $(LIB_DIR)/$$soname; ln -sfn $$soname $(LIB_DIR)/libcertstore.so
@@ -81,7 +84,7 @@ build:
 install:
 	@test -f $(LIB_DIR)/libcertstore.a || { echo "make install: run 'make build' first" >&2; exit 1; }
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR)
-	set -e; cd $(LIB_DIR); real=$$(find . -name 'libcertstore.so.*.*.*' -printf '%f'); \
+	set -e; cd $(LIB_DIR); real=$$(find . -name '$(SONAME).*' -printf '%f'); \
 	  soname=$$(readlink libcertstore.so); \
 	  install -m 0755 $$real $(DESTDIR)$(LIBDIR)/$$real; \
 	  ln -sfn $$real $(DESTDIR)$(LIBDIR)/$$soname; ln -sfn $$soname $(DESTDIR)$(LIBDIR)/libcertstore.so
@@ -153,7 +156,8 @@ test-c: build
 	$(MAKE) install DESTDIR=$(STAGE) PREFIX=/usr
 	bash tests/c/check-install.sh $(STAGE) /usr $(VERSION)
 	$(CARGO) build -p certstore-ffi --features abi-test-v2
-	install -D -m 0755 $(or $(CARGO_TARGET_DIR),target)/debug/libcertstore.so $(ABI_V2_LIBDIR)/libcertstore.so.0
+	rm -rf $(ABI_V2_LIBDIR)
+	install -D -m 0755 $(or $(CARGO_TARGET_DIR),target)/debug/libcertstore.so $(ABI_V2_LIBDIR)/$(SONAME)
 	PKG_CONFIG_SYSROOT_DIR=$(STAGE) PKG_CONFIG_PATH= PKG_CONFIG_LIBDIR=$(STAGE)/usr/lib/pkgconfig \
 	  $(MAKE) -C tests/c test ABI_V2_LIBDIR=$(ABI_V2_LIBDIR)
 	$(MAKE) uninstall DESTDIR=$(STAGE) PREFIX=/usr
@@ -198,7 +202,7 @@ bench-go: build
 	cd go-bindings && $(GO_ENV) $(GO) test -run '^$$' -bench . -benchmem -count=1 ./certstore/
 
 # Both link modes, built by ocb from gomod: (no path) through a local module proxy, against
-# the library installed into build/prefix: dist/otelcol-certstore (libcertstore.so.0) and
+# the library installed into build/prefix: dist/otelcol-certstore ($(SONAME)) and
 # dist/otelcol-certstore-static.
 collector: build
 	bash examples/collector/build.sh

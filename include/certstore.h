@@ -38,6 +38,34 @@
 #define CERTSTORE_SHA256_LEN 32
 
 /**
+ * The major version of the library this header belongs to (certstore_version_number() is
+ * the library's at run time).
+ */
+#define CERTSTORE_VERSION_MAJOR 0
+
+/**
+ * The minor version of the library this header belongs to.
+ */
+#define CERTSTORE_VERSION_MINOR 1
+
+/**
+ * The patch version of the library this header belongs to.
+ */
+#define CERTSTORE_VERSION_PATCH 0
+
+/**
+ * MAJOR * 10000 + MINOR * 100 + PATCH, comparable with certstore_version_number().
+ */
+#define CERTSTORE_VERSION_NUMBER (((CERTSTORE_VERSION_MAJOR * 10000) + (CERTSTORE_VERSION_MINOR * 100)) + CERTSTORE_VERSION_PATCH)
+
+/**
+ * The version of this C ABI: the library is libcertstore.so.<CERTSTORE_ABI_VERSION> (its
+ * SONAME). It changes only with an incompatible change; compatible growth (functions, event
+ * kinds, fields appended behind struct_size) keeps it.
+ */
+#define CERTSTORE_ABI_VERSION 1
+
+/**
  * sizeof(certstore_options) in version 1 of this header, on 64-bit targets. Never changes:
  * the smallest struct_size certstore_load() accepts.
  */
@@ -48,6 +76,24 @@
  * struct_size certstore_status() accepts. Never changes.
  */
 #define CERTSTORE_STATUS_INFO_V1_SIZE 56
+
+/**
+ * sizeof(certstore_status_info) in version 2 (disk_differs .. last_reload_duration_us), on
+ * 64-bit targets. Never changes.
+ */
+#define CERTSTORE_STATUS_INFO_V2_SIZE 144
+
+/**
+ * sizeof(certstore_status_info) in version 3 (watch_repairs, events_dropped), on 64-bit
+ * targets. Never changes.
+ */
+#define CERTSTORE_STATUS_INFO_V3_SIZE 160
+
+/**
+ * The most undelivered events a store keeps for slow subscribers (the newest ROTATED among
+ * them); beyond it the oldest other one is discarded (CERTSTORE_EVENT_EVENTS_DROPPED).
+ */
+#define CERTSTORE_MAX_QUEUED_EVENTS 64
 
 /**
  * Why a generation was refused, as a stable value (the error message says the same for
@@ -147,7 +193,22 @@ typedef enum certstore_code {
 } certstore_code;
 
 /**
- * What happened.
+ * What to do with a leaf certificate outside its validity window.
+ */
+typedef enum certstore_validity_policy {
+  /**
+   * Refuse an expired or not-yet-valid leaf (default).
+   */
+  CERTSTORE_VALIDITY_ENFORCE = 0,
+  /**
+   * Accept the leaf whatever its validity window.
+   */
+  CERTSTORE_VALIDITY_IGNORE = 1,
+} certstore_validity_policy;
+
+/**
+ * What happened: the values of certstore_event.kind (an int32_t, so the struct's layout does
+ * not depend on how the compiler sizes enums, e.g. -fshort-enums).
  */
 typedef enum certstore_event_kind {
   /**
@@ -167,21 +228,22 @@ typedef enum certstore_event_kind {
    * Every watch is in place again after CERTSTORE_EVENT_WATCH_DEGRADED.
    */
   CERTSTORE_EVENT_WATCH_RESTORED = 4,
+  /**
+   * A re-read found a new generation on disk that no inotify event announced (a watch had
+   * died without an event, e.g. an ancestor directory was replaced): the store's watches
+   * were rebuilt and the generation is served. `path` names the (first) directory whose
+   * watch was re-added; `error` is NULL. Counted in certstore_status_info.watch_repairs.
+   */
+  CERTSTORE_EVENT_WATCH_REPAIRED = 5,
+  /**
+   * The subscribers were too slow: `count` events of this store (refusals, watch changes;
+   * never the latest generation) were discarded, oldest first, because more than
+   * CERTSTORE_MAX_QUEUED_EVENTS waited.
+   * Delivered before the events that followed them. Counted in
+   * certstore_status_info.events_dropped.
+   */
+  CERTSTORE_EVENT_EVENTS_DROPPED = 6,
 } certstore_event_kind;
-
-/**
- * What to do with a leaf certificate outside its validity window.
- */
-typedef enum certstore_validity_policy {
-  /**
-   * Refuse an expired or not-yet-valid leaf (default).
-   */
-  CERTSTORE_VALIDITY_ENFORCE = 0,
-  /**
-   * Accept the leaf whatever its validity window.
-   */
-  CERTSTORE_VALIDITY_IGNORE = 1,
-} certstore_validity_policy;
 
 /**
  * An error: a one-line reason naming the file and what is wrong with it. Opaque; read it with
@@ -258,6 +320,13 @@ typedef struct certstore_options {
  * Counters, outcome of reloads, and what the disk holds compared with what is served. Set
  * struct_size to sizeof(certstore_status_info) before calling certstore_status(); the library
  * writes no byte past struct_size and sets struct_size to the number of bytes it filled.
+ *
+ * Versions: fields are only appended. The fields of version N+1 start at offset
+ * CERTSTORE_STATUS_INFO_V<N>_SIZE, and each field says since which version it exists. After
+ * the call, a field of version N was filled when struct_size >= CERTSTORE_STATUS_INFO_V<N>_SIZE;
+ * a field the library did not fill (an older library) is zero, so test struct_size to tell
+ * "0" from "not filled". The generation here is read under the status lock and may trail
+ * certstore_generation() for the instant a publish takes; it never leads it.
  */
 typedef struct certstore_status_info {
   /**
@@ -293,28 +362,28 @@ typedef struct certstore_status_info {
    */
   int64_t not_after_unix;
   /**
-   * Nonzero while the files on disk hold something other than the served generation
+   * Since version 2. Nonzero while the files on disk hold something other than the served generation
    * (refused, or being retried).
    */
   int32_t disk_differs;
   /**
-   * Why the disk generation is not served (a certstore_reason); NONE while they agree.
+   * Since version 2. Why the disk generation is not served (a certstore_reason); NONE while they agree.
    */
   int32_t disk_reason;
   /**
-   * Since when the disk differs, unix milliseconds; 0 while they agree.
+   * Since version 2. Since when the disk differs, unix milliseconds; 0 while they agree.
    */
   int64_t disk_differs_since_unix_ms;
   /**
-   * notAfter (unix seconds) of the leaf on disk when it parsed (refused or not); 0 if not.
+   * Since version 2. notAfter (unix seconds) of the leaf on disk when it parsed (refused or not); 0 if not.
    */
   int64_t disk_not_after_unix;
   /**
-   * Serial (lowercase hex, NUL-terminated) of the leaf on disk when it parsed; "" if not.
+   * Since version 2. Serial (lowercase hex, NUL-terminated) of the leaf on disk when it parsed; "" if not.
    */
   char disk_serial[48];
   /**
-   * Nonzero while inotify cannot watch (all of) the files and the store re-reads them on
+   * Since version 2. Nonzero while inotify cannot watch (all of) the files and the store re-reads them on
    * a timer instead (e.g. fs.inotify.max_user_watches is exhausted).
    */
   int32_t watch_degraded;
@@ -323,21 +392,38 @@ typedef struct certstore_status_info {
    */
   int32_t _reserved1;
   /**
-   * How long the last reload took to read and validate the files, in microseconds.
+   * Since version 2. How long the last reload took to read and validate the files, in microseconds.
    */
   uint64_t last_reload_duration_us;
+  /**
+   * Since version 3. How many times the store's watches were found dead and rebuilt (each
+   * also a CERTSTORE_EVENT_WATCH_REPAIRED event).
+   */
+  uint64_t watch_repairs;
+  /**
+   * Since version 3. Events discarded because the subscribers were too slow (each discard
+   * also reported by a CERTSTORE_EVENT_EVENTS_DROPPED event).
+   */
+  uint64_t events_dropped;
 } certstore_status_info;
 
 /**
- * An event passed to a certstore_callback. Borrowed: valid only during the callback.
+ * An event passed to a certstore_callback. Borrowed: valid only during the callback. Built by
+ * the library, so later versions may append fields; read a field only for the kinds its
+ * comment names.
  */
 typedef struct certstore_event {
   /**
-   * What happened (a certstore_event_kind; treat unknown kinds as informational).
+   * What happened: a certstore_event_kind value (treat unknown kinds as informational).
    */
-  enum certstore_event_kind kind;
+  int32_t kind;
   /**
-   * ROTATED: the new generation. RELOAD_FAILED: the generation still served.
+   * Reserved; zero.
+   */
+  int32_t _reserved0;
+  /**
+   * The generation served after this event: ROTATED the new one, otherwise the one still
+   * served.
    */
   uint64_t generation;
   /**
@@ -352,6 +438,15 @@ typedef struct certstore_event {
    * Otherwise NULL.
    */
   const struct certstore_snapshot *snapshot;
+  /**
+   * WATCH_REPAIRED: the directory whose watch was re-added, NUL-terminated; borrowed, valid
+   * during the callback only. Otherwise NULL.
+   */
+  const char *path;
+  /**
+   * EVENTS_DROPPED: how many events were discarded. Otherwise 0.
+   */
+  uint64_t count;
 } certstore_event;
 
 /**
@@ -376,6 +471,12 @@ const char *certstore_reason_name(int32_t reason);
  * The version of the library, e.g. "0.1.0". Static storage; never free it.
  */
 const char *certstore_version(void);
+
+/**
+ * The version of the library as CERTSTORE_VERSION_NUMBER computes it, e.g. 100 for 0.1.0:
+ * compare it with the header's CERTSTORE_VERSION_NUMBER to find which library runs.
+ */
+uint32_t certstore_version_number(void);
 
 /**
  * The name of a status code, e.g. "CERTSTORE_ERR_LOAD"; "CERTSTORE_UNKNOWN_CODE" for a
@@ -612,9 +713,10 @@ void certstore_generation_counter_release(const uint64_t *counter);
 
 /**
  * Copies the reload counters and the served-vs-disk state into `*out_status`: at most
- * out_status->struct_size bytes (which must be at least CERTSTORE_STATUS_INFO_V1_SIZE), then
- * sets struct_size to the number of bytes filled; fields this library does not know are
- * zeroed. When `out_last_error` is not NULL it receives why the files on disk are refused now
+ * out_status->struct_size bytes (which must be at least CERTSTORE_STATUS_INFO_V1_SIZE and at
+ * most 4096, else CERTSTORE_ERR_INVALID_ARGUMENT and nothing written), then sets struct_size
+ * to the number of bytes filled; fields this library does not know are zeroed (see
+ * certstore_status_info for telling them from a 0). When `out_last_error` is not NULL it receives why the files on disk are refused now
  * (free it with certstore_error_free(); certstore_error_reason() gives the reason), or NULL
  * when the served generation is what the disk holds.
  *
@@ -633,7 +735,8 @@ enum certstore_code certstore_status(const struct certstore_store *store,
  * closed before this returns. Snapshots and generation counters obtained from the store stay
  * valid until their own release. NULL is a no-op. Called from inside a subscription callback
  * of this store it frees nothing and returns CERTSTORE_ERR_IN_CALLBACK (it would wait for
- * itself).
+ * itself); called from a callback of another store it delivers this store's queued events
+ * from inside that callback, then frees it.
  *
  * The one rule of the handle's lifetime: certstore_free() must not run while another thread
  * is inside any certstore_* call on the same store, and no call may use the store after it

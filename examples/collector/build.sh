@@ -7,7 +7,7 @@
 #      tagged release, and ocb resolves them through GOPROXY=file://...,<your GOPROXY> with
 #      GONOSUMDB for our module path only;
 #   3. ocb builds both link modes:
-#        dist/otelcol-certstore         links libcertstore.so.0 (rpath build/prefix/lib, so it
+#        dist/otelcol-certstore         links libcertstore.so.1 (rpath build/prefix/lib, so it
 #                                       runs from this tree; elsewhere install the library)
 #        dist/otelcol-certstore-static  build_tags: certstore_static, needs only glibc
 #
@@ -113,7 +113,7 @@ build() {
 	echo "build.sh: built dist/$name in $((SECONDS - t))s"
 }
 
-# The shared build finds libcertstore.so.0 in build/prefix at run time, as a collector
+# The shared build finds libcertstore.so.1 in build/prefix at run time, as a collector
 # deployed next to an installed library finds it in /usr/local/lib.
 CGO_LDFLAGS="-Wl,-rpath,$PREFIX/lib" build shared otelcol-certstore
 build static otelcol-certstore-static

@@ -178,9 +178,9 @@ func cStatus(cs *C.certstore_store) (Status, error) {
 	if info.not_after_unix != 0 {
 		st.NotAfter = time.Unix(int64(info.not_after_unix), 0)
 	}
-	// The library fills the version-2 fields only when it knows them (struct_size comes back
-	// as the number of bytes it wrote): an older library leaves them zero, i.e. "equal".
-	if uintptr(info.struct_size) >= unsafe.Offsetof(info._reserved1) {
+	// The library fills a version's fields only when it knows them (struct_size comes back
+	// as the number of bytes it wrote): an older library leaves them zero.
+	if info.struct_size >= C.CERTSTORE_STATUS_INFO_V2_SIZE {
 		st.DiskDiffers = info.disk_differs != 0
 		if st.DiskDiffers {
 			st.DiskReason = reasonName(C.enum_certstore_reason(info.disk_reason))
@@ -191,9 +191,11 @@ func cStatus(cs *C.certstore_store) (Status, error) {
 			st.DiskNotAfter = time.Unix(int64(info.disk_not_after_unix), 0)
 		}
 		st.WatchDegraded = info.watch_degraded != 0
-	}
-	if uintptr(info.struct_size) >= unsafe.Offsetof(info.last_reload_duration_us)+unsafe.Sizeof(info.last_reload_duration_us) {
 		st.LastReloadDuration = time.Duration(info.last_reload_duration_us) * time.Microsecond
+	}
+	if info.struct_size >= C.CERTSTORE_STATUS_INFO_V3_SIZE {
+		st.WatchRepairs = uint64(info.watch_repairs)
+		st.EventsDropped = uint64(info.events_dropped)
 	}
 	if cerr != nil {
 		st.LastError = loadError(cerr)
@@ -286,6 +288,14 @@ func certstoreGoEvent(ev *C.certstore_event, userData C.uintptr_t) {
 		s.enqueue(out)
 	case C.CERTSTORE_EVENT_WATCH_RESTORED:
 		s.enqueue(Event{Kind: EventWatchRestored, Generation: uint64(ev.generation)})
+	case C.CERTSTORE_EVENT_WATCH_REPAIRED:
+		out := Event{Kind: EventWatchRepaired, Generation: uint64(ev.generation)}
+		if ev.path != nil {
+			out.Path = C.GoString(ev.path)
+		}
+		s.enqueue(out)
+	case C.CERTSTORE_EVENT_EVENTS_DROPPED:
+		s.enqueue(Event{Kind: EventEventsDropped, Generation: uint64(ev.generation), Count: uint64(ev.count)})
 	default:
 		// A kind added by a newer library: informational, passed on with its number.
 		s.enqueue(Event{Kind: EventKind(ev.kind), Generation: uint64(ev.generation)})

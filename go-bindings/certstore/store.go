@@ -70,6 +70,14 @@ const (
 	EventWatchDegraded
 	// EventWatchRestored: every watch is in place again.
 	EventWatchRestored
+	// EventWatchRepaired: a re-read found a generation on disk that no inotify event
+	// announced (a watch had died without an event); the store's watches were rebuilt and
+	// the generation is served. Path names the directory whose watch was re-added.
+	EventWatchRepaired
+	// EventEventsDropped: the library discarded Count events of this store because its
+	// subscribers were too slow (more than the library's CERTSTORE_MAX_QUEUED_EVENTS waiting; never the
+	// latest generation).
+	EventEventsDropped
 )
 
 func (k EventKind) String() string {
@@ -82,6 +90,10 @@ func (k EventKind) String() string {
 		return "watch-degraded"
 	case EventWatchRestored:
 		return "watch-restored"
+	case EventWatchRepaired:
+		return "watch-repaired"
+	case EventEventsDropped:
+		return "events-dropped"
 	}
 	return fmt.Sprintf("EventKind(%d)", int(k))
 }
@@ -103,6 +115,10 @@ type Event struct {
 	// Reason is the stable name of why (e.g. "key_mismatch", the values of Error.Reason);
 	// "" for other kinds.
 	Reason string
+	// Path is the directory whose watch was re-added (EventWatchRepaired only).
+	Path string
+	// Count is how many events the library discarded (EventEventsDropped only).
+	Count uint64
 }
 
 // Status is a point-in-time view of a Store's counters.
@@ -134,6 +150,12 @@ type Status struct {
 	// LastReloadDuration is how long the library's last reload took to read and validate
 	// the files (0 from a library that does not say).
 	LastReloadDuration time.Duration
+	// WatchRepairs counts the times the store's watches were found dead and rebuilt (each
+	// also an EventWatchRepaired); 0 from a library that does not say.
+	WatchRepairs uint64
+	// EventsDropped counts the events the library discarded because the subscribers were
+	// too slow (each discard also reported by an EventEventsDropped).
+	EventsDropped uint64
 }
 
 // Error is an error reported by the Rust library.

@@ -255,6 +255,12 @@ func (e *certstoreExtension) onEvent(c CertificateConfig, s *certstore.Store, ev
 			zap.String("cert_file", c.CertFile), zap.Error(ev.Err))
 	case certstore.EventWatchRestored:
 		e.logger.Info("Watching the certificate files again", zap.String("cert_file", c.CertFile))
+	case certstore.EventWatchRepaired:
+		e.logger.Warn("A watch on the certificate files had died without an event; rebuilt it and served the files found on disk",
+			zap.String("cert_file", c.CertFile), zap.String("path", ev.Path), zap.Uint64("generation", ev.Generation))
+	case certstore.EventEventsDropped:
+		e.logger.Warn("Certificate events were dropped because their handling was too slow",
+			zap.String("cert_file", c.CertFile), zap.Uint64("dropped", ev.Count))
 	}
 	e.check()
 }

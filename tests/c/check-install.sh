@@ -11,12 +11,16 @@ check() { # check NAME CONDITION...
 	local name=$1; shift
 	if "$@"; then echo "PASS  install: $name"; passes=$((passes + 1)); else echo "FAIL  install: $name"; fails=$((fails + 1)); fi
 }
-real=libcertstore.so.0.${version#*.}
+# The ABI version the installed header declares names the SONAME the library must carry.
+abi=$(sed -n 's/^#define CERTSTORE_ABI_VERSION \([0-9]*\)$/\1/p' "$stage$prefix/include/certstore.h")
+soname=libcertstore.so.$abi
+real=$soname.$version
 
+check "header declares CERTSTORE_ABI_VERSION ($abi)" test -n "$abi"
 check "$real is a file" test -f "$lib/$real" -a ! -L "$lib/$real"
-check "libcertstore.so.0 -> $real" test "$(readlink "$lib/libcertstore.so.0")" = "$real"
-check "libcertstore.so -> libcertstore.so.0" test "$(readlink "$lib/libcertstore.so")" = libcertstore.so.0
-check "SONAME libcertstore.so.0" test "$(objdump -p "$lib/$real" | awk '$1 == "SONAME" {print $2}')" = libcertstore.so.0
+check "$soname -> $real" test "$(readlink "$lib/$soname")" = "$real"
+check "libcertstore.so -> $soname" test "$(readlink "$lib/libcertstore.so")" = "$soname"
+check "SONAME $soname (readelf -d)" test "$(readelf -d "$lib/$real" | sed -n 's/.*(SONAME).*\[\(.*\)\]$/\1/p')" = "$soname"
 check "no debug info in $real" bash -c "! objdump -h '$lib/$real' | grep -qE '^ *[0-9]+ \.debug_'"
 check "libcertstore.a" test -f "$lib/libcertstore.a"
 check "no debug info in libcertstore.a" bash -c "! objdump -h '$lib/libcertstore.a' | grep -qE '^ *[0-9]+ \.debug_'"

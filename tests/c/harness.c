@@ -844,6 +844,110 @@ static void test_generation_monotonic(void) {
     remove_tree(dir);
 }
 
+/* The header says what ABI and release it is, and the struct fields are fixed-width. */
+static void test_abi_version(void) {
+    CHECK(certstore_version_number() == CERTSTORE_VERSION_NUMBER, "library %u, header %d",
+          certstore_version_number(), CERTSTORE_VERSION_NUMBER);
+    char want[32];
+    snprintf(want, sizeof want, "%d.%d.%d", CERTSTORE_VERSION_MAJOR, CERTSTORE_VERSION_MINOR,
+             CERTSTORE_VERSION_PATCH);
+    CHECK(strcmp(certstore_version(), want) == 0, "version %s, macros %s", certstore_version(), want);
+    CHECK(CERTSTORE_ABI_VERSION == 1, "ABI version %d", CERTSTORE_ABI_VERSION);
+    certstore_event ev;
+    CHECK(sizeof ev.kind == 4 && offsetof(certstore_event, generation) == 8, "event kind int32_t");
+    CHECK(offsetof(certstore_status_info, disk_differs) == CERTSTORE_STATUS_INFO_V1_SIZE &&
+          offsetof(certstore_status_info, watch_repairs) == CERTSTORE_STATUS_INFO_V2_SIZE &&
+          sizeof(certstore_status_info) == CERTSTORE_STATUS_INFO_V3_SIZE,
+          "status versions start where the previous one ended");
+    certstore_store *store = NULL;
+    CHECK(load_files("a.crt", "a.key", NULL, &store, NULL) == CERTSTORE_OK, "load");
+    if (!store) return;
+    /* A v2 caller's struct: the v3 counters are not filled, and struct_size says so. */
+    _Alignas(8) unsigned char buf[CERTSTORE_STATUS_INFO_V3_SIZE];
+    memset(buf, 0xAA, sizeof buf);
+    memcpy(buf, &(uint32_t){CERTSTORE_STATUS_INFO_V2_SIZE}, 4);
+    CHECK(certstore_status(store, (certstore_status_info *)buf, NULL) == CERTSTORE_OK, "v2 status");
+    CHECK(((certstore_status_info *)buf)->struct_size == CERTSTORE_STATUS_INFO_V2_SIZE, "v2 filled");
+    CHECK(all_bytes(buf + CERTSTORE_STATUS_INFO_V2_SIZE, sizeof buf - CERTSTORE_STATUS_INFO_V2_SIZE, 0xAA),
+          "nothing past a v2 status");
+    certstore_status_info info = {.struct_size = sizeof info};
+    CHECK(certstore_status(store, &info, NULL) == CERTSTORE_OK &&
+          info.struct_size >= CERTSTORE_STATUS_INFO_V3_SIZE && info.watch_repairs == 0 &&
+          info.events_dropped == 0, "v3 counters filled");
+    memcpy(buf, &(uint32_t){4097}, 4);
+    CHECK(certstore_status(store, (certstore_status_info *)buf, NULL) == CERTSTORE_ERR_INVALID_ARGUMENT,
+          "status struct_size above 4096");
+    certstore_free(store);
+}
+
+/* certstore_free(Y) from X's callback delivers Y's queued events (the header's promise). */
+struct free_other {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int entered, go;
+    certstore_store *other;
+    certstore_code freed;
+};
+
+static void free_other_store(const certstore_event *event, uintptr_t user_data) {
+    struct free_other *f = (struct free_other *)user_data;
+    if (event->kind != CERTSTORE_EVENT_ROTATED) return;
+    pthread_mutex_lock(&f->lock);
+    f->entered = 1;
+    pthread_cond_broadcast(&f->cond);
+    while (!f->go) pthread_cond_wait(&f->cond, &f->lock);
+    certstore_store *other = f->other;
+    f->other = NULL;
+    pthread_mutex_unlock(&f->lock);
+    if (other) f->freed = certstore_free(other);
+}
+
+static void test_free_from_another_stores_callback(void) {
+    char dir_x[64], dir_y[64], cert[4096], key[4096];
+    certstore_store *x = NULL, *y = NULL;
+    char *dirs[2] = {dir_x, dir_y};
+    certstore_store **stores[2] = {&x, &y};
+    for (int i = 0; i < 2; i++) {
+        make_temp_dir(dirs[i], sizeof dir_x);
+        kubelet_write(dirs[i], "a.crt", "a.key");
+        snprintf(cert, sizeof cert, "%s/tls.crt", dirs[i]);
+        snprintf(key, sizeof key, "%s/tls.key", dirs[i]);
+        certstore_options opts;
+        certstore_options_init(&opts, sizeof opts);
+        opts.cert_path = cert;
+        opts.key_path = key;
+        opts.watch = 0;
+        opts.reread_interval_ms = 0;
+        CHECK(certstore_load(&opts, stores[i], NULL) == CERTSTORE_OK, "load %d", i);
+    }
+    if (!x || !y) return;
+    struct free_other f = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, y, CERTSTORE_ERR_PANIC};
+    struct recorder rec_y = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    uint64_t id_x, id_y;
+    certstore_subscribe(x, free_other_store, (uintptr_t)&f, &id_x);
+    certstore_subscribe(y, record, (uintptr_t)&rec_y, &id_y);
+    kubelet_write(dir_x, "b.crt", "b.key");
+    CHECK(certstore_reload(x, NULL) == CERTSTORE_OK, "rotate x");
+    pthread_mutex_lock(&f.lock);
+    while (!f.entered) pthread_cond_wait(&f.cond, &f.lock);
+    pthread_mutex_unlock(&f.lock);
+    /* X's callback is running: Y's rotation waits in Y's queue. */
+    kubelet_write(dir_y, "b.crt", "b.key");
+    CHECK(certstore_reload(y, NULL) == CERTSTORE_OK, "rotate y");
+    pthread_mutex_lock(&f.lock);
+    f.go = 1;
+    pthread_cond_broadcast(&f.cond);
+    pthread_mutex_unlock(&f.lock);
+    certstore_unsubscribe(x, id_x); /* waits for the callback that frees Y */
+    CHECK(f.freed == CERTSTORE_OK, "certstore_free(y) from x's callback: %s", certstore_code_name(f.freed));
+    CHECK(recorder_count(&rec_y, 0) == 1 && strcmp(rec_y.last_serial, "1002") == 0,
+          "y's queued rotation delivered before certstore_free(y) returned (got %d, serial '%s')",
+          recorder_count(&rec_y, 0), rec_y.last_serial);
+    certstore_free(x);
+    remove_tree(dir_x);
+    remove_tree(dir_y);
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: %s FIXTURE_DIR\n", argv[0]);
@@ -861,6 +965,8 @@ int main(int argc, char **argv) {
     test_snapshot_ref();
     test_relative_paths();
     test_generation_monotonic();
+    test_abi_version();
+    test_free_from_another_stores_callback();
     printf("%d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }

@@ -8,7 +8,7 @@
 #   COLLECTOR=/path/to/otelcol-certstore bash tests/e2e/run.sh -workdir /tmp/e2e-keep
 #
 # Without COLLECTOR it runs against both builds of `make collector`, each after an ldd check of
-# its link mode: dist/otelcol-certstore must load libcertstore.so.0 (and find it),
+# its link mode: dist/otelcol-certstore must load libcertstore.so.<CERTSTORE_ABI_VERSION> (and find it),
 # dist/otelcol-certstore-static must not load any libcertstore.
 # Each run stops by itself (internal 4 min deadline, hard 5 min limit) and stops the collectors
 # it started; the last line is "e2e: N passed, N failed" over all runs; non-zero exit on failure.
@@ -29,6 +29,8 @@ passed=0 failed=0 rc=0
 result() { # result NAME OK [REASON]
 	if [[ $2 == 1 ]]; then echo "PASS  $1"; passed=$((passed + 1)); else echo "FAIL  $1: $3"; failed=$((failed + 1)); fi
 }
+# The SONAME the header's ABI version names.
+soname=libcertstore.so.$(sed -n 's/^#define CERTSTORE_ABI_VERSION \([0-9]*\)$/\1/p' "$ROOT/include/certstore.h")
 for build in "${builds[@]}"; do
 	mode=${build%%:*} bin=${build#*:}
 	echo "==> e2e against $bin ($mode link)"
@@ -40,8 +42,8 @@ for build in "${builds[@]}"; do
 	libs="$(ldd "$bin")"
 	case $mode in
 	shared)
-		grep -q 'libcertstore\.so\.0 => /' <<<"$libs" && ok=1 || ok=0
-		result "shared: ldd shows libcertstore.so.0 resolved" $ok "$(grep libcertstore <<<"$libs" || echo 'not linked')"
+		grep -qF "$soname => /" <<<"$libs" && ok=1 || ok=0
+		result "shared: ldd shows $soname resolved" $ok "$(grep libcertstore <<<"$libs" || echo 'not linked')"
 		;;
 	static)
 		grep -q libcertstore <<<"$libs" && ok=0 || ok=1

@@ -6,12 +6,14 @@
 //! `CERTSTORE_ERR_PANIC` (or a neutral value) instead of aborting the host process.
 #![allow(non_camel_case_types)]
 
+mod abi;
 mod error;
 mod options;
 mod snapshot;
 mod store;
 mod subscribe;
 
+pub use abi::*;
 pub use error::*;
 pub use options::*;
 pub use snapshot::*;
@@ -119,10 +121,28 @@ pub extern "C" fn certstore_reason_name(reason: i32) -> *const libc::c_char {
     name.as_ptr().cast()
 }
 
+/// The major version of the library this header belongs to (certstore_version_number() is
+/// the library's at run time).
+pub const CERTSTORE_VERSION_MAJOR: u32 = 0;
+/// The minor version of the library this header belongs to.
+pub const CERTSTORE_VERSION_MINOR: u32 = 1;
+/// The patch version of the library this header belongs to.
+pub const CERTSTORE_VERSION_PATCH: u32 = 0;
+/// MAJOR * 10000 + MINOR * 100 + PATCH, comparable with certstore_version_number().
+pub const CERTSTORE_VERSION_NUMBER: u32 =
+    CERTSTORE_VERSION_MAJOR * 10000 + CERTSTORE_VERSION_MINOR * 100 + CERTSTORE_VERSION_PATCH;
+
 /// The version of the library, e.g. "0.1.0". Static storage; never free it.
 #[unsafe(no_mangle)]
 pub extern "C" fn certstore_version() -> *const libc::c_char {
     concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
+}
+
+/// The version of the library as CERTSTORE_VERSION_NUMBER computes it, e.g. 100 for 0.1.0:
+/// compare it with the header's CERTSTORE_VERSION_NUMBER to find which library runs.
+#[unsafe(no_mangle)]
+pub extern "C" fn certstore_version_number() -> u32 {
+    CERTSTORE_VERSION_NUMBER
 }
 
 /// The name of a status code, e.g. "CERTSTORE_ERR_LOAD"; "CERTSTORE_UNKNOWN_CODE" for a
@@ -152,4 +172,26 @@ pub(crate) fn guard(body: impl FnOnce() -> certstore_code + UnwindSafe) -> certs
 /// Runs an entry point body that returns a value, turning a panic into `fallback`.
 pub(crate) fn guard_value<T>(fallback: T, body: impl FnOnce() -> T + UnwindSafe) -> T {
     catch_unwind(body).unwrap_or(fallback)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_constants_are_the_crate_version() {
+        let number = |s: &str| s.parse::<u32>().unwrap();
+        assert_eq!(
+            CERTSTORE_VERSION_MAJOR,
+            number(env!("CARGO_PKG_VERSION_MAJOR"))
+        );
+        assert_eq!(
+            CERTSTORE_VERSION_MINOR,
+            number(env!("CARGO_PKG_VERSION_MINOR"))
+        );
+        assert_eq!(
+            CERTSTORE_VERSION_PATCH,
+            number(env!("CARGO_PKG_VERSION_PATCH"))
+        );
+    }
 }

@@ -18,6 +18,13 @@ pub struct certstore_store {
 /// Counters, outcome of reloads, and what the disk holds compared with what is served. Set
 /// struct_size to sizeof(certstore_status_info) before calling certstore_status(); the library
 /// writes no byte past struct_size and sets struct_size to the number of bytes it filled.
+///
+/// Versions: fields are only appended. The fields of version N+1 start at offset
+/// CERTSTORE_STATUS_INFO_V<N>_SIZE, and each field says since which version it exists. After
+/// the call, a field of version N was filled when struct_size >= CERTSTORE_STATUS_INFO_V<N>_SIZE;
+/// a field the library did not fill (an older library) is zero, so test struct_size to tell
+/// "0" from "not filled". The generation here is read under the status lock and may trail
+/// certstore_generation() for the instant a publish takes; it never leads it.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct certstore_status_info {
@@ -37,25 +44,32 @@ pub struct certstore_status_info {
     pub last_failure_unix_ms: i64,
     /// notAfter of the served leaf, unix seconds.
     pub not_after_unix: i64,
-    // ---- version 2 (appended; a v1 caller's struct_size ends above) ----
-    /// Nonzero while the files on disk hold something other than the served generation
+    // ---- version 2: from offset CERTSTORE_STATUS_INFO_V1_SIZE ----
+    /// Since version 2. Nonzero while the files on disk hold something other than the served generation
     /// (refused, or being retried).
     pub disk_differs: i32,
-    /// Why the disk generation is not served (a certstore_reason); NONE while they agree.
+    /// Since version 2. Why the disk generation is not served (a certstore_reason); NONE while they agree.
     pub disk_reason: i32,
-    /// Since when the disk differs, unix milliseconds; 0 while they agree.
+    /// Since version 2. Since when the disk differs, unix milliseconds; 0 while they agree.
     pub disk_differs_since_unix_ms: i64,
-    /// notAfter (unix seconds) of the leaf on disk when it parsed (refused or not); 0 if not.
+    /// Since version 2. notAfter (unix seconds) of the leaf on disk when it parsed (refused or not); 0 if not.
     pub disk_not_after_unix: i64,
-    /// Serial (lowercase hex, NUL-terminated) of the leaf on disk when it parsed; "" if not.
+    /// Since version 2. Serial (lowercase hex, NUL-terminated) of the leaf on disk when it parsed; "" if not.
     pub disk_serial: [libc::c_char; 48],
-    /// Nonzero while inotify cannot watch (all of) the files and the store re-reads them on
+    /// Since version 2. Nonzero while inotify cannot watch (all of) the files and the store re-reads them on
     /// a timer instead (e.g. fs.inotify.max_user_watches is exhausted).
     pub watch_degraded: i32,
     /// Reserved; set to zero by certstore_status().
     pub _reserved1: i32,
-    /// How long the last reload took to read and validate the files, in microseconds.
+    /// Since version 2. How long the last reload took to read and validate the files, in microseconds.
     pub last_reload_duration_us: u64,
+    // ---- version 3: from offset CERTSTORE_STATUS_INFO_V2_SIZE ----
+    /// Since version 3. How many times the store's watches were found dead and rebuilt (each
+    /// also a CERTSTORE_EVENT_WATCH_REPAIRED event).
+    pub watch_repairs: u64,
+    /// Since version 3. Events discarded because the subscribers were too slow (each discard
+    /// also reported by a CERTSTORE_EVENT_EVENTS_DROPPED event).
+    pub events_dropped: u64,
 }
 
 /// The status as this build of the library knows it (see `LibraryOptions`): the public struct,
@@ -65,19 +79,31 @@ pub struct certstore_status_info {
 struct LibraryStatus {
     info: certstore_status_info,
     #[cfg(feature = "abi-test-v2")]
-    test_v3_field: u64,
+    test_next_version_field: u64,
 }
 
 /// sizeof(certstore_status_info) in version 1 of this header, on 64-bit targets: the smallest
 /// struct_size certstore_status() accepts. Never changes.
 pub const CERTSTORE_STATUS_INFO_V1_SIZE: u32 = 56;
+/// sizeof(certstore_status_info) in version 2 (disk_differs .. last_reload_duration_us), on
+/// 64-bit targets. Never changes.
+pub const CERTSTORE_STATUS_INFO_V2_SIZE: u32 = 144;
+/// sizeof(certstore_status_info) in version 3 (watch_repairs, events_dropped), on 64-bit
+/// targets. Never changes.
+pub const CERTSTORE_STATUS_INFO_V3_SIZE: u32 = 160;
 
-// No implicit padding anywhere: every byte copied out is a named, initialised field.
+// No implicit padding anywhere (every byte copied out is a named, initialised field), and each
+// version's fields start where the previous version ended.
 const _: () = assert!(
-    std::mem::offset_of!(certstore_status_info, not_after_unix) + size_of::<i64>()
+    std::mem::offset_of!(certstore_status_info, disk_differs)
         == CERTSTORE_STATUS_INFO_V1_SIZE as usize
+        && std::mem::offset_of!(certstore_status_info, watch_repairs)
+            == CERTSTORE_STATUS_INFO_V2_SIZE as usize
         && std::mem::offset_of!(certstore_status_info, last_reload_duration_us) + size_of::<u64>()
-            == size_of::<certstore_status_info>(),
+            == CERTSTORE_STATUS_INFO_V2_SIZE as usize
+        && std::mem::offset_of!(certstore_status_info, events_dropped) + size_of::<u64>()
+            == CERTSTORE_STATUS_INFO_V3_SIZE as usize
+        && size_of::<certstore_status_info>() == CERTSTORE_STATUS_INFO_V3_SIZE as usize,
     "the fields of certstore_status_info moved"
 );
 
@@ -242,9 +268,10 @@ pub unsafe extern "C" fn certstore_generation_counter_release(counter: *const u6
 }
 
 /// Copies the reload counters and the served-vs-disk state into `*out_status`: at most
-/// out_status->struct_size bytes (which must be at least CERTSTORE_STATUS_INFO_V1_SIZE), then
-/// sets struct_size to the number of bytes filled; fields this library does not know are
-/// zeroed. When `out_last_error` is not NULL it receives why the files on disk are refused now
+/// out_status->struct_size bytes (which must be at least CERTSTORE_STATUS_INFO_V1_SIZE and at
+/// most 4096, else CERTSTORE_ERR_INVALID_ARGUMENT and nothing written), then sets struct_size
+/// to the number of bytes filled; fields this library does not know are zeroed (see
+/// certstore_status_info for telling them from a 0). When `out_last_error` is not NULL it receives why the files on disk are refused now
 /// (free it with certstore_error_free(); certstore_error_reason() gives the reason), or NULL
 /// when the served generation is what the disk holds.
 ///
@@ -307,9 +334,11 @@ pub unsafe extern "C" fn certstore_status(
                 watch_degraded: i32::from(status.watch_degraded.is_some()),
                 _reserved1: 0,
                 last_reload_duration_us: status.last_reload_duration.as_micros() as u64,
+                watch_repairs: status.watch_repairs,
+                events_dropped: status.events_dropped,
             },
             #[cfg(feature = "abi-test-v2")]
-            test_v3_field: u64::MAX,
+            test_next_version_field: u64::MAX,
         };
         // SAFETY: writes `fill` = min(declared, ours) bytes, then zeroes up to `declared`;
         // the caller provides `declared` writable bytes and `info` has `ours` readable bytes.
@@ -340,7 +369,8 @@ pub unsafe extern "C" fn certstore_status(
 /// closed before this returns. Snapshots and generation counters obtained from the store stay
 /// valid until their own release. NULL is a no-op. Called from inside a subscription callback
 /// of this store it frees nothing and returns CERTSTORE_ERR_IN_CALLBACK (it would wait for
-/// itself).
+/// itself); called from a callback of another store it delivers this store's queued events
+/// from inside that callback, then frees it.
 ///
 /// The one rule of the handle's lifetime: certstore_free() must not run while another thread
 /// is inside any certstore_* call on the same store, and no call may use the store after it

@@ -1,5 +1,7 @@
 //! `certstore_subscribe` / `certstore_unsubscribe`: events on the notifier thread.
 
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
 use std::panic::AssertUnwindSafe;
 
 use certstore_core::{Event, SubscriptionId};
@@ -9,7 +11,8 @@ use crate::snapshot::{borrowed, certstore_snapshot};
 use crate::store::certstore_store;
 use crate::{certstore_code, guard};
 
-/// What happened.
+/// What happened: the values of certstore_event.kind (an int32_t, so the struct's layout does
+/// not depend on how the compiler sizes enums, e.g. -fshort-enums).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum certstore_event_kind {
@@ -22,15 +25,40 @@ pub enum certstore_event_kind {
     CERTSTORE_EVENT_WATCH_DEGRADED = 3,
     /// Every watch is in place again after CERTSTORE_EVENT_WATCH_DEGRADED.
     CERTSTORE_EVENT_WATCH_RESTORED = 4,
+    /// A re-read found a new generation on disk that no inotify event announced (a watch had
+    /// died without an event, e.g. an ancestor directory was replaced): the store's watches
+    /// were rebuilt and the generation is served. `path` names the (first) directory whose
+    /// watch was re-added; `error` is NULL. Counted in certstore_status_info.watch_repairs.
+    CERTSTORE_EVENT_WATCH_REPAIRED = 5,
+    /// The subscribers were too slow: `count` events of this store (refusals, watch changes;
+    /// never the latest generation) were discarded, oldest first, because more than
+    /// CERTSTORE_MAX_QUEUED_EVENTS waited.
+    /// Delivered before the events that followed them. Counted in
+    /// certstore_status_info.events_dropped.
+    CERTSTORE_EVENT_EVENTS_DROPPED = 6,
 }
 
-/// An event passed to a certstore_callback. Borrowed: valid only during the callback.
+/// The most undelivered events a store keeps for slow subscribers (the newest ROTATED among
+/// them); beyond it the oldest other one is discarded (CERTSTORE_EVENT_EVENTS_DROPPED).
+pub const CERTSTORE_MAX_QUEUED_EVENTS: u32 = 64;
+
+const _: () = assert!(
+    CERTSTORE_MAX_QUEUED_EVENTS as usize == certstore_core::MAX_QUEUED_PER_STORE,
+    "CERTSTORE_MAX_QUEUED_EVENTS is the core's bound"
+);
+
+/// An event passed to a certstore_callback. Borrowed: valid only during the callback. Built by
+/// the library, so later versions may append fields; read a field only for the kinds its
+/// comment names.
 #[repr(C)]
 #[derive(Debug)]
 pub struct certstore_event {
-    /// What happened (a certstore_event_kind; treat unknown kinds as informational).
-    pub kind: certstore_event_kind,
-    /// ROTATED: the new generation. RELOAD_FAILED: the generation still served.
+    /// What happened: a certstore_event_kind value (treat unknown kinds as informational).
+    pub kind: i32,
+    /// Reserved; zero.
+    pub _reserved0: i32,
+    /// The generation served after this event: ROTATED the new one, otherwise the one still
+    /// served.
     pub generation: u64,
     /// RELOAD_FAILED and WATCH_DEGRADED: why (certstore_error_message(),
     /// certstore_error_reason(); do not free it). Otherwise NULL.
@@ -40,7 +68,18 @@ pub struct certstore_event {
     /// reference with certstore_snapshot_ref() (released by certstore_snapshot_free()).
     /// Otherwise NULL.
     pub snapshot: *const certstore_snapshot,
+    /// WATCH_REPAIRED: the directory whose watch was re-added, NUL-terminated; borrowed, valid
+    /// during the callback only. Otherwise NULL.
+    pub path: *const libc::c_char,
+    /// EVENTS_DROPPED: how many events were discarded. Otherwise 0.
+    pub count: u64,
 }
+
+const _: () = assert!(
+    std::mem::offset_of!(certstore_event, generation) == 8
+        && std::mem::offset_of!(certstore_event, snapshot) == 24,
+    "certstore_event's v1 fields moved"
+);
 
 /// A subscription callback. Runs on the library's notifier thread, with no library lock held,
 /// one event at a time, in publication order. It may call any certstore function except
@@ -75,37 +114,47 @@ pub unsafe extern "C" fn certstore_subscribe(
     let out_subscription = AssertUnwindSafe(out_subscription);
     guard(AssertUnwindSafe(|| {
         let id = store.store.subscribe(move |event: &Event| {
-            let (kind, error, snapshot) = match event {
-                Event::Rotated { snapshot } => (
-                    certstore_event_kind::CERTSTORE_EVENT_ROTATED,
-                    None,
-                    borrowed(snapshot),
-                ),
-                Event::ReloadFailed { error, .. } => (
-                    certstore_event_kind::CERTSTORE_EVENT_RELOAD_FAILED,
-                    Some(certstore_error::from_core(error)),
-                    std::ptr::null(),
-                ),
-                Event::WatchDegraded { error, .. } => (
-                    certstore_event_kind::CERTSTORE_EVENT_WATCH_DEGRADED,
-                    Some(certstore_error::from_core(error)),
-                    std::ptr::null(),
-                ),
-                Event::WatchRestored { .. } => (
-                    certstore_event_kind::CERTSTORE_EVENT_WATCH_RESTORED,
-                    None,
-                    std::ptr::null(),
-                ),
+            use certstore_event_kind as K;
+            let mut error = None;
+            let mut snapshot = std::ptr::null();
+            let mut path = None;
+            let mut count = 0;
+            let kind = match event {
+                Event::Rotated { snapshot: s } => {
+                    snapshot = borrowed(s);
+                    K::CERTSTORE_EVENT_ROTATED
+                }
+                Event::ReloadFailed { error: e, .. } => {
+                    error = Some(certstore_error::from_core(e));
+                    K::CERTSTORE_EVENT_RELOAD_FAILED
+                }
+                Event::WatchDegraded { error: e, .. } => {
+                    error = Some(certstore_error::from_core(e));
+                    K::CERTSTORE_EVENT_WATCH_DEGRADED
+                }
+                Event::WatchRestored { .. } => K::CERTSTORE_EVENT_WATCH_RESTORED,
+                Event::WatchRepaired { path: p, .. } => {
+                    // A path holds no NUL byte; should one appear, the event still goes out.
+                    path = CString::new(p.as_os_str().as_bytes()).ok();
+                    K::CERTSTORE_EVENT_WATCH_REPAIRED
+                }
+                Event::EventsDropped { count: n, .. } => {
+                    count = *n;
+                    K::CERTSTORE_EVENT_EVENTS_DROPPED
+                }
                 _ => return,
             };
             let c_event = certstore_event {
-                kind,
+                kind: kind as i32,
+                _reserved0: 0,
                 generation: event.generation(),
                 error: error.as_ref().map_or(std::ptr::null(), |e| e as *const _),
                 snapshot,
+                path: path.as_ref().map_or(std::ptr::null(), |p| p.as_ptr()),
+                count,
             };
             // SAFETY: the subscriber promised `callback` may be called from this thread with
-            // `user_data`; `c_event` and the error it points to outlive the call.
+            // `user_data`; `c_event` and the error and path it points to outlive the call.
             unsafe { callback(&c_event, user_data) };
         });
         // SAFETY: non-NULL and writable (checked above).

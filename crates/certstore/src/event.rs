@@ -33,6 +33,12 @@ pub enum Event {
         path: PathBuf,
         served_generation: u64,
     },
+    /// The subscribers were slow and `count` events of this store were discarded (oldest
+    /// first, never the latest generation) because more than
+    /// [`MAX_QUEUED_PER_STORE`](crate::MAX_QUEUED_PER_STORE) waited. Delivered before the
+    /// events that followed the discarded ones; [`crate::Status::events_dropped`] counts them
+    /// all. `served_generation` is the generation served after the newest discarded event.
+    EventsDropped { count: u64, served_generation: u64 },
 }
 
 impl Event {
@@ -48,6 +54,9 @@ impl Event {
             }
             | Event::WatchRestored { served_generation }
             | Event::WatchRepaired {
+                served_generation, ..
+            }
+            | Event::EventsDropped {
                 served_generation, ..
             } => *served_generation,
         }

@@ -46,7 +46,7 @@ pub use check::{check, check_bytes};
 pub use engine::{DEGRADED_REREAD_INTERVAL, simulate_watch_limit};
 pub use error::{Error, FileRole, Reason};
 pub use event::Event;
-pub use notifier::SubscriptionId;
+pub use notifier::{MAX_QUEUED_PER_STORE, SubscriptionId};
 pub use options::{DEFAULT_MAX_FILE_SIZE, DEFAULT_REREAD_INTERVAL, Options, ValidityPolicy};
 pub use snapshot::Snapshot;
 pub use status::{DiskState, Status};

@@ -1,23 +1,29 @@
 //! Delivers events of every store in the process from one background thread, with no lock
-//! held while a callback runs.
+//! held while a callback runs, and no user closure dropped under a lock either.
 //!
 //! Guarantees: a store's events reach each of its subscribers in publication order; a slow
 //! subscriber is handed the latest generation, not a backlog of them (an undelivered `Rotated`
 //! event is replaced by a newer one, so an old generation's key is not kept alive by a queue);
-//! refusals are never dropped (identical ones are merged); a callback that panics is caught and
-//! does not stop delivery; once [`Notifier::unsubscribe`] returns, the callback is not running
-//! and will not run again — except when called from inside that callback, where waiting would
-//! deadlock, so it returns at once (the callback finishes normally).
+//! an identical refusal right behind another is merged into it; other events wait, up to
+//! [`MAX_QUEUED_PER_STORE`] per store, after which the oldest one that is not the latest
+//! `Rotated` is discarded and counted: the subscribers get an [`Event::EventsDropped`] saying
+//! how many, before the events that followed them (and `Status::events_dropped` counts them);
+//! a callback that panics is caught and does not stop delivery; once [`Notifier::unsubscribe`]
+//! returns, the callback is not running and will not run again — except when called from
+//! inside that callback, where waiting would deadlock, so it returns at once (the callback
+//! finishes normally). Subscription ids are unique for the life of the process.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::{JoinHandle, ThreadId};
 
 use crate::event::Event;
 
 /// Identifies one subscription. Ids are private to the store that issued them: another
-/// store's id, or an id never handed out, is not found.
+/// store's id, or an id never handed out, is not found. No id is handed out twice in a
+/// process, even when the engine stops and starts again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SubscriptionId(pub u64);
 
@@ -26,20 +32,60 @@ pub(crate) type StoreId = u64;
 
 type Callback = Arc<dyn Fn(&Event) + Send + Sync>;
 
-/// The most events kept for one store while its subscribers are slow: at most one `Rotated`
-/// (the latest) and a bounded number of refusals and watch changes.
-const MAX_QUEUED_PER_STORE: usize = 16;
+/// The most events kept for one store while its subscribers are slow. Generous: a refusal is
+/// queued only when the files changed (the same one is reported once), so only a subscriber
+/// stuck for many rotations of the files reaches it.
+pub const MAX_QUEUED_PER_STORE: usize = 64;
+
+/// Process-wide, not per notifier: the engine (and its notifier) stops with its last store.
+static NEXT_SUBSCRIPTION_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Events of one store discarded since its subscribers were last told.
+#[derive(Clone, Copy, Default)]
+struct Dropped {
+    count: u64,
+    /// The generation served after the newest of them.
+    served_generation: u64,
+}
 
 #[derive(Default)]
 struct State {
     subscribers: HashMap<StoreId, BTreeMap<u64, Callback>>,
     queues: HashMap<StoreId, VecDeque<Event>>,
+    dropped: HashMap<StoreId, Dropped>,
     /// Stores with queued events, in the order they became ready.
     ready: VecDeque<StoreId>,
-    /// The (store, subscription) whose callback is running right now.
-    running: Option<(StoreId, u64)>,
-    next_id: u64,
+    /// The (store, subscription) callbacks on the notifier thread's stack, innermost last:
+    /// more than one when a callback frees another store, whose queued events are delivered
+    /// from inside it.
+    running: Vec<(StoreId, u64)>,
     stop: bool,
+}
+
+impl State {
+    /// The next event to deliver for `store`: a report of discarded events first (they came
+    /// before everything still queued).
+    fn next_event(&mut self, store: StoreId) -> Option<Event> {
+        if let Some(Dropped {
+            count,
+            served_generation,
+        }) = self.dropped.remove(&store)
+        {
+            return Some(Event::EventsDropped {
+                count,
+                served_generation,
+            });
+        }
+        self.queues.get_mut(&store).and_then(VecDeque::pop_front)
+    }
+
+    fn has_queued(&self, store: StoreId) -> bool {
+        self.queues.get(&store).is_some_and(|q| !q.is_empty())
+    }
+
+    fn is_running(&self, store: StoreId) -> bool {
+        self.running.iter().any(|(s, _)| *s == store)
+    }
 }
 
 struct Shared {
@@ -64,10 +110,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Notifier {
     pub(crate) fn start() -> std::io::Result<Notifier> {
         let shared = Arc::new(Shared {
-            state: Mutex::new(State {
-                next_id: 1,
-                ..State::default()
-            }),
+            state: Mutex::new(State::default()),
             work: Condvar::new(),
             progress: Condvar::new(),
             thread_id: std::sync::OnceLock::new(),
@@ -84,10 +127,8 @@ impl Notifier {
     }
 
     pub(crate) fn subscribe(&self, store: StoreId, callback: Callback) -> SubscriptionId {
-        let mut state = lock(&self.shared.state);
-        let id = state.next_id;
-        state.next_id += 1;
-        state
+        let id = NEXT_SUBSCRIPTION_ID.fetch_add(1, Ordering::Relaxed);
+        lock(&self.shared.state)
             .subscribers
             .entry(store)
             .or_default()
@@ -101,14 +142,15 @@ impl Notifier {
         let removed = state
             .subscribers
             .get_mut(&store)
-            .is_some_and(|subs| subs.remove(&id.0).is_some());
-        if self.on_notifier_thread() {
-            return removed;
+            .and_then(|subs| subs.remove(&id.0));
+        if !self.on_notifier_thread() {
+            while state.running.contains(&(store, id.0)) {
+                state = wait(&self.shared.progress, state);
+            }
         }
-        while state.running == Some((store, id.0)) {
-            state = wait(&self.shared.progress, state);
-        }
-        removed
+        drop(state);
+        // The closure may own anything, another store included: dropped with no lock held.
+        removed.is_some()
     }
 
     pub(crate) fn on_notifier_thread(&self) -> bool {
@@ -117,16 +159,15 @@ impl Notifier {
 
     /// Whether the calling thread is inside a callback of `store`.
     pub(crate) fn in_callback_of(&self, store: StoreId) -> bool {
-        self.on_notifier_thread()
-            && lock(&self.shared.state)
-                .running
-                .is_some_and(|(s, _)| s == store)
+        self.on_notifier_thread() && lock(&self.shared.state).is_running(store)
     }
 
-    pub(crate) fn publish(&self, store: StoreId, event: Event) {
+    /// Queues `event` for the subscribers of `store`; returns how many queued events were
+    /// discarded to make room (0 or 1).
+    pub(crate) fn publish(&self, store: StoreId, event: Event) -> u64 {
         let mut state = lock(&self.shared.state);
         if state.stop || state.subscribers.get(&store).is_none_or(|s| s.is_empty()) {
-            return;
+            return 0;
         }
         let queue = state.queues.entry(store).or_default();
         let was_empty = queue.is_empty();
@@ -136,46 +177,57 @@ impl Notifier {
             Event::ReloadFailed { error, .. } => {
                 let same = |e: &Event| matches!(e, Event::ReloadFailed { error: queued, .. } if queued == error);
                 if queue.back().is_some_and(same) {
-                    return;
+                    return 0;
                 }
             }
             _ => {}
         }
+        let mut discarded = None;
         if queue.len() >= MAX_QUEUED_PER_STORE {
-            // Keep the newest events; the oldest non-Rotated one goes.
-            if let Some(pos) = queue
+            // Keep the newest events; the oldest one that is not the latest generation goes.
+            discarded = queue
                 .iter()
                 .position(|e| !matches!(e, Event::Rotated { .. }))
-            {
-                queue.remove(pos);
-            }
+                .and_then(|pos| queue.remove(pos));
         }
         queue.push_back(event);
+        if let Some(discarded) = &discarded {
+            let dropped = state.dropped.entry(store).or_default();
+            dropped.count += 1;
+            dropped.served_generation = discarded.generation();
+        }
         if was_empty {
             state.ready.push_back(store);
         }
         self.shared.work.notify_one();
+        u64::from(discarded.is_some())
     }
 
-    /// Delivers what is queued for `store` (unless called on the notifier thread, where it
-    /// would wait for itself: then the queue is dropped), then removes its subscriptions.
-    /// When this returns no callback of `store` runs or will run.
+    /// Delivers what is queued for `store`, then removes its subscriptions. When this returns
+    /// no callback of `store` runs or will run. On the notifier thread (a store freed from a
+    /// callback of another store) the queued events are delivered right here, from inside
+    /// that callback; from a callback of `store` itself they are discarded (waiting for them
+    /// would wait for itself).
     pub(crate) fn remove_store(&self, store: StoreId) {
         let mut state = lock(&self.shared.state);
         if self.on_notifier_thread() {
-            state.queues.remove(&store);
+            if !state.is_running(store) {
+                while let Some(event) = state.next_event(store) {
+                    state = deliver(&self.shared, state, store, &event);
+                }
+            }
             state.ready.retain(|s| *s != store);
-            state.subscribers.remove(&store);
-            return;
+        } else {
+            while (state.has_queued(store) || state.is_running(store)) && !state.stop {
+                state = wait(&self.shared.progress, state);
+            }
         }
-        while (state.queues.get(&store).is_some_and(|q| !q.is_empty())
-            || state.running.is_some_and(|(s, _)| s == store))
-            && !state.stop
-        {
-            state = wait(&self.shared.progress, state);
-        }
-        state.queues.remove(&store);
-        state.subscribers.remove(&store);
+        let queue = state.queues.remove(&store);
+        let subscribers = state.subscribers.remove(&store);
+        state.dropped.remove(&store);
+        drop(state);
+        // The closures may own anything, another store included: dropped with no lock held.
+        drop((queue, subscribers));
     }
 
     /// Stops the thread once it delivered what is queued. On the notifier thread itself
@@ -196,6 +248,45 @@ fn wait<'a>(cv: &Condvar, guard: MutexGuard<'a, State>) -> MutexGuard<'a, State>
     cv.wait(guard).unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Calls every subscriber of `store` with `event`, one at a time, releasing the lock around
+/// each call; returns with the lock held again.
+fn deliver<'a>(
+    shared: &'a Shared,
+    mut state: MutexGuard<'a, State>,
+    store: StoreId,
+    event: &Event,
+) -> MutexGuard<'a, State> {
+    let ids: Vec<u64> = state
+        .subscribers
+        .get(&store)
+        .map(|s| s.keys().copied().collect())
+        .unwrap_or_default();
+    for id in ids {
+        let Some(callback) = state
+            .subscribers
+            .get(&store)
+            .and_then(|s| s.get(&id))
+            .map(Arc::clone)
+        else {
+            continue;
+        };
+        state.running.push((store, id));
+        drop(state);
+        if catch_unwind(AssertUnwindSafe(|| callback(event))).is_err() {
+            tracing::error!(
+                subscription = id,
+                "certstore subscriber panicked; continuing"
+            );
+        }
+        // The last reference when the subscription ended meanwhile: dropped unlocked.
+        drop(callback);
+        state = lock(&shared.state);
+        state.running.pop();
+        shared.progress.notify_all();
+    }
+    state
+}
+
 fn deliver_loop(shared: &Shared) {
     let mut state = lock(&shared.state);
     loop {
@@ -206,41 +297,17 @@ fn deliver_loop(shared: &Shared) {
             state = wait(&shared.work, state);
             continue;
         };
-        let Some(event) = state.queues.get_mut(&store).and_then(VecDeque::pop_front) else {
+        let Some(event) = state.next_event(store) else {
             continue;
         };
-        if state.queues.get(&store).is_some_and(|q| !q.is_empty()) {
+        if state.has_queued(store) {
             // Round robin: one store's burst does not hold back the others.
             state.ready.push_back(store);
         }
-        let ids: Vec<u64> = state
-            .subscribers
-            .get(&store)
-            .map(|s| s.keys().copied().collect())
-            .unwrap_or_default();
-        for id in ids {
-            let Some(callback) = state
-                .subscribers
-                .get(&store)
-                .and_then(|s| s.get(&id))
-                .map(Arc::clone)
-            else {
-                continue;
-            };
-            state.running = Some((store, id));
-            drop(state);
-            if catch_unwind(AssertUnwindSafe(|| callback(&event))).is_err() {
-                tracing::error!(
-                    subscription = id,
-                    "certstore subscriber panicked; continuing"
-                );
-            }
-            drop(callback);
-            state = lock(&shared.state);
-            state.running = None;
-            shared.progress.notify_all();
-        }
+        state = deliver(shared, state, store, &event);
+        drop(state);
         drop(event);
+        state = lock(&shared.state);
         shared.progress.notify_all();
     }
 }

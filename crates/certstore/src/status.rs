@@ -9,7 +9,8 @@ use crate::error::{Error, Reason};
 #[derive(Clone, Debug, Default)]
 #[non_exhaustive]
 pub struct Status {
-    /// Generation served now.
+    /// Generation served now. Recorded just after the snapshot is published, so during a
+    /// publish it may trail [`crate::Store::generation`] for that instant, never lead it.
     pub generation: u64,
     /// Generations published, the initial load included.
     pub reloads_ok: u64,
@@ -38,6 +39,10 @@ pub struct Status {
     /// How many times the store's watches were found dead and rebuilt (each also reported as
     /// [`crate::Event::WatchRepaired`]).
     pub watch_repairs: u64,
+    /// Events of this store discarded because its subscribers were too slow (more than
+    /// [`MAX_QUEUED_PER_STORE`](crate::MAX_QUEUED_PER_STORE) waiting); each discard is also
+    /// reported by an [`crate::Event::EventsDropped`].
+    pub events_dropped: u64,
 }
 
 impl Status {

@@ -205,6 +205,14 @@ impl Store {
     }
 
     /// Calls `callback` on the notifier thread for every event of this store from now on.
+    ///
+    /// Events arrive in publication order, one at a time, with no library lock held; a slow
+    /// callback is handed the latest generation only (an undelivered [`Event::Rotated`] is
+    /// replaced by a newer one). Other events wait, up to
+    /// [`MAX_QUEUED_PER_STORE`](crate::MAX_QUEUED_PER_STORE); beyond that the oldest is
+    /// discarded, counted in [`Status::events_dropped`] and reported by
+    /// [`Event::EventsDropped`]. The closure is dropped with no library lock held either, so it
+    /// may own anything, another [`Store`] included. A panic in it is caught and logged.
     pub fn subscribe(&self, callback: impl Fn(&Event) + Send + Sync + 'static) -> SubscriptionId {
         self.shared
             .notifier
@@ -305,7 +313,10 @@ impl Shared {
     }
 
     pub(crate) fn notify(&self, event: Event) {
-        self.notifier.publish(self.id, event);
+        let discarded = self.notifier.publish(self.id, event);
+        if discarded > 0 {
+            lock(&self.status).events_dropped += discarded;
+        }
     }
 
     pub(crate) fn set_watch_degraded(&self, error: Option<Arc<Error>>) {
