@@ -66,6 +66,17 @@ pub fn run(args: &WatchArgs) -> i32 {
             watch_state(args.json, "watch_degraded", Some(error));
         } else if let Event::WatchRestored { .. } = &event {
             watch_state(args.json, "watch_restored", None);
+        } else if let Event::WatchRepaired { path, .. } = &event {
+            let path = path.display().to_string();
+            notice(args.json, "watch_repaired", "path", json!(path), &path);
+        } else if let Event::EventsDropped { count, .. } = &event {
+            notice(
+                args.json,
+                "events_dropped",
+                "count",
+                json!(count),
+                &count.to_string(),
+            );
         }
     }
     store.shutdown();
@@ -109,6 +120,17 @@ fn watch_state(json: bool, what: &str, error: Option<&Error>) {
             Some(error) => output::line(&format!("{now} {what}: {error}")),
             None => output::line(&format!("{now} {what}")),
         }
+    }
+}
+
+/// A one-field event: a watch found dead and rebuilt (the directory re-added), or events the
+/// library discarded because this subscriber fell behind (how many).
+fn notice(json: bool, what: &str, key: &str, value: serde_json::Value, shown: &str) {
+    let now = format_unix(now_unix());
+    if json {
+        output::json(&json!({ "time": now, "event": what, key: value }));
+    } else {
+        output::line(&format!("{now} {what} {key}={shown}"));
     }
 }
 
