@@ -21,7 +21,7 @@ use std::ffi::OsString;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -58,6 +58,36 @@ static WATCH_LIMIT: AtomicUsize = AtomicUsize::new(usize::MAX);
 #[doc(hidden)]
 pub fn simulate_watch_limit(limit: usize) {
     WATCH_LIMIT.store(limit, Ordering::SeqCst);
+}
+
+/// Test hook: the state of simulated event loss (see [`simulate_lost_events`]).
+static LOST_EVENTS: AtomicU8 = AtomicU8::new(EVENTS_DELIVERED);
+const EVENTS_DELIVERED: u8 = 0;
+const EVENTS_LOSS_ASKED: u8 = 1;
+const EVENTS_LOST: u8 = 2;
+const EVENTS_OVERFLOWED: u8 = 3;
+
+/// Makes the engine lose inotify events as when the kernel's queue overflows: once
+/// `simulate_lost_events(true)` returns, the watch thread discards what it reads; after
+/// `simulate_lost_events(false)` it discards what is still queued and then handles an
+/// `IN_Q_OVERFLOW`, as the kernel reports one once it has dropped events. For tests.
+#[doc(hidden)]
+pub fn simulate_lost_events(lose: bool) {
+    let state = if lose {
+        EVENTS_LOSS_ASKED
+    } else {
+        EVENTS_OVERFLOWED
+    };
+    LOST_EVENTS.store(state, Ordering::SeqCst);
+    let engine = lock(&GLOBAL).engine.clone();
+    if let Some(engine) = engine {
+        sys::wake(&engine.wake);
+        // The watch thread acknowledges at the start of a step, so no read it began earlier
+        // delivers what happens from now on.
+        while lose && LOST_EVENTS.load(Ordering::SeqCst) == EVENTS_LOSS_ASKED {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -525,6 +555,12 @@ fn watch_loop(engine: &Engine) {
 
 /// Waits for inotify events, a wake-up or the next timer, and dispatches what is due.
 fn watch_step(engine: &Engine, buf: &mut sys::EventBuffer) {
+    let _ = LOST_EVENTS.compare_exchange(
+        EVENTS_LOSS_ASKED,
+        EVENTS_LOST,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
     let (inotify_fd, deadline) = {
         let mut registry = lock(&engine.registry);
         retry_instance(&mut registry);
@@ -552,9 +588,20 @@ fn watch_step(engine: &Engine, buf: &mut sys::EventBuffer) {
         sys::drain_wake(wake_fd);
     }
     if let Some(fd) = inotify_fd
-        && events_ready
+        && (events_ready || LOST_EVENTS.load(Ordering::SeqCst) == EVENTS_OVERFLOWED)
     {
-        let events = sys::read_events(fd, buf);
+        let events = match LOST_EVENTS.load(Ordering::SeqCst) {
+            EVENTS_LOST => {
+                sys::read_events(fd, buf);
+                Vec::new()
+            }
+            EVENTS_OVERFLOWED => {
+                while !sys::read_events(fd, buf).is_empty() {}
+                LOST_EVENTS.store(EVENTS_DELIVERED, Ordering::SeqCst);
+                vec![sys::RawEvent::overflow()]
+            }
+            _ => sys::read_events(fd, buf),
+        };
         let due = route_events(engine, &events);
         for (shared, trigger) in due {
             engine.dispatch(&shared, trigger);
