@@ -109,7 +109,8 @@ fn thread_cpu(name: &str) -> Duration {
     for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
         let dir = task.path();
         let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
-        if comm.trim() != name {
+        // The kernel keeps 15 bytes of a thread name.
+        if comm.trim() != &name[..name.len().min(15)] {
             continue;
         }
         total += match std::fs::read_to_string(dir.join("schedstat")) {

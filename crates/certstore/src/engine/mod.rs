@@ -475,6 +475,7 @@ impl Engine {
             [entry.timers.retry, entry.timers.reread],
             Arc::clone(&entry.job),
         );
+        let earliest = registry.earliest();
         for at in timers {
             registry.arm(id, at);
         }
@@ -485,10 +486,15 @@ impl Engine {
                 let (repaired, others) = registry.rebuild(id);
                 update = repaired;
                 rescan = others;
+            } else if trigger == Trigger::Timer && !reloaded.rotated && registry.intact(id) {
+                // The re-read timer found the files as served and every watched directory
+                // still in place: a symlink re-pointed since was announced by an event.
             } else {
                 update = registry.update_points(id);
             }
         }
+        // The watch thread sleeps until the earliest timer it saw: wake it only if that moved.
+        let wake = registry.earliest() != earliest;
         rescan.extend(registry.rescan.drain(..).map(|job| (job, Trigger::Rescan)));
         drop(registry);
         if audit && reloaded.rotated {
@@ -505,7 +511,9 @@ impl Engine {
             self.dispatch(&job, Trigger::Retry);
         }
         self.dispatch_all(rescan);
-        sys::wake(&self.wake);
+        if wake {
+            sys::wake(&self.wake);
+        }
     }
 }
 
@@ -554,9 +562,7 @@ impl Registry {
         };
         let job = Arc::clone(&entry.job);
         let mut wanted = BTreeSet::new();
-        for path in job.store.paths().into_iter().flatten() {
-            paths::watch_points(path, &mut wanted);
-        }
+        paths::watch_points_of(job.store.paths().into_iter().flatten(), &mut wanted);
         let old = entry.points.clone();
         for point in old.difference(&wanted) {
             self.forget_point(id, point);
@@ -699,6 +705,32 @@ impl Registry {
         }
     }
 
+    /// Whether store `id` has every watch it wants and each watched directory is still the one
+    /// its watch was added to.
+    fn intact(&self, id: StoreId) -> bool {
+        let Some(entry) = self.stores.get(&id) else {
+            return true;
+        };
+        if entry.degraded.is_some() {
+            return false;
+        }
+        let mut checked: Vec<&Path> = Vec::new();
+        entry.points.iter().all(|(dir, _)| {
+            if checked.contains(&dir.as_path()) {
+                return true;
+            }
+            checked.push(dir);
+            self.dirs
+                .get(dir)
+                .is_some_and(|d| identity(dir) == Some(d.identity))
+        })
+    }
+
+    /// When the first timer is due (perhaps a stale one, never later than the first).
+    fn earliest(&self) -> Option<Instant> {
+        self.timers.peek().map(|Reverse((at, _))| *at)
+    }
+
     /// Notes that a timer of store `id` is due at `at`.
     fn arm(&mut self, id: StoreId, at: Option<Instant>) {
         if let Some(at) = at {
@@ -817,7 +849,7 @@ fn watch_step(engine: &Engine, buf: &mut sys::EventBuffer) {
     let (inotify_fd, deadline) = {
         let mut registry = lock(&engine.registry);
         retry_instance(&mut registry);
-        let earliest = registry.timers.peek().map(|Reverse((at, _))| *at);
+        let earliest = registry.earliest();
         let retry_instance_at = registry
             .inotify_error
             .as_ref()
