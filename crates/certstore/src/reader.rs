@@ -26,9 +26,8 @@ pub(crate) struct RawFiles {
     pub ca: Option<Vec<u8>>,
     /// SHA-256 over all three files; equal hashes mean an unchanged generation.
     pub content_hash: [u8; 32],
-    /// Every file was read from inside a kubelet-style `..<timestamp>` directory: the writer
-    /// completed the whole generation before it became visible, so a refusal is final.
-    pub complete: bool,
+    /// The files read, still open: where they lie is asked only when the bytes are new.
+    files: Vec<File>,
 }
 
 impl RawFiles {
@@ -39,8 +38,14 @@ impl RawFiles {
             key: Zeroizing::new(key.to_vec()),
             ca: ca.map(<[u8]>::to_vec),
             content_hash: hash_generation(cert, key, ca),
-            complete: false,
+            files: Vec::new(),
         }
+    }
+
+    /// Every file was read from inside a kubelet-style `..<timestamp>` directory: the writer
+    /// completed the whole generation before it became visible, so a refusal is final.
+    pub(crate) fn complete(&self) -> bool {
+        !self.files.is_empty() && self.files.iter().all(in_atomic_generation)
     }
 }
 
@@ -56,8 +61,8 @@ pub(crate) fn read_generation(options: &Options) -> Result<RawFiles, Error> {
             std::fs::metadata(path).is_ok_and(|m| same_file(&m, *identity))
         });
         if still || attempt == SWAP_RETRIES {
-            let complete = opened.iter().all(|(_, _, file)| in_atomic_generation(file));
-            return Ok(RawFiles { complete, ..raw });
+            let files = opened.into_iter().map(|(_, _, file)| file).collect();
+            return Ok(RawFiles { files, ..raw });
         }
         attempt += 1;
     }
@@ -92,7 +97,7 @@ fn read_opened(options: &Options) -> Result<(RawFiles, Vec<Opened<'_>>), Error> 
         key,
         ca,
         content_hash,
-        complete: false,
+        files: Vec::new(),
     };
     Ok((raw, opened))
 }

@@ -102,7 +102,7 @@ fn read(options: &Options) -> Result<RawFiles, Box<Failed>> {
 
 /// Validation of what [`read`] returned.
 fn check(raw: RawFiles, options: &Options) -> Result<Snapshot, Box<Failed>> {
-    let (hash, complete) = (raw.content_hash, raw.complete);
+    let (hash, complete) = (raw.content_hash, raw.complete());
     validate(raw, options, unix_now()).map_err(|refusal| {
         Box::new(Failed {
             refusal,

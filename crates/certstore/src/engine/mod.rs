@@ -486,9 +486,12 @@ impl Engine {
                 let (repaired, others) = registry.rebuild(id);
                 update = repaired;
                 rescan = others;
-            } else if trigger == Trigger::Timer && !reloaded.rotated && registry.intact(id) {
-                // The re-read timer found the files as served and every watched directory
-                // still in place: a symlink re-pointed since was announced by an event.
+            } else if matches!(trigger, Trigger::Timer | Trigger::Explicit)
+                && !reloaded.rotated
+                && registry.intact(id)
+            {
+                // The files as served and every watched directory still the one watched: a
+                // symlink re-pointed since was announced by an event, which recomputes them.
             } else {
                 update = registry.update_points(id);
             }
