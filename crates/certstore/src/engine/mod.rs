@@ -10,8 +10,15 @@
 //! them to the workers (a store already queued or reloading is only marked for another pass, so
 //! a burst costs one read and a slow store holds one worker at most). After every reload the
 //! store's watch points are recomputed from its symlink chain and its timers (re-read, retry
-//! after a transient refusal, a not-yet-valid leaf's notBefore) are set; the watch thread sleeps
-//! until the next timer or event.
+//! after a transient refusal, a not-yet-valid leaf's notBefore) are set in one heap; the watch
+//! thread sleeps until the next timer or event.
+//!
+//! Never silently stale: a watch can die without an event (an ancestor directory replaced, the
+//! kernel's queue overflowing). Every reload checks that each watched directory is the one
+//! watched (device + inode recorded when the watch was added) and re-adds it if not; an
+//! overflow re-adds every watch; a newly registered name is read once more. The re-read timer
+//! audits the rest: a generation it finds that no event announced rebuilds the store's watches
+//! and is reported as a repair.
 
 mod paths;
 mod sys;
@@ -471,6 +478,9 @@ impl Engine {
         {
             entry.rearm_reread();
         }
+        // Only a store inotify should be watching fully can have been let down by it.
+        let repair =
+            audit && reloaded.rotated && entry.degraded.is_none() && entry.job.store.watches();
         let (timers, job) = (
             [entry.timers.retry, entry.timers.reread],
             Arc::clone(&entry.job),
@@ -482,7 +492,7 @@ impl Engine {
         let mut rescan: Vec<(Arc<Job>, Trigger)> = Vec::new();
         let mut update = Update::default();
         if job.store.watches() {
-            if audit && reloaded.rotated {
+            if repair {
                 let (repaired, others) = registry.rebuild(id);
                 update = repaired;
                 rescan = others;
@@ -500,7 +510,7 @@ impl Engine {
         let wake = registry.earliest() != earliest;
         rescan.extend(registry.rescan.drain(..).map(|job| (job, Trigger::Rescan)));
         drop(registry);
-        if audit && reloaded.rotated {
+        if repair {
             let path = update.readded.first().cloned().unwrap_or_default();
             tracing::warn!(
                 path = %path.display(),
