@@ -59,8 +59,8 @@ fn open(certs: &Path, reread: Option<Duration>) -> Store {
 }
 
 /// Lets the store's first reload (which follows its opening and would itself notice a dead
-/// watch, without a repair to report) finish: the swap that follows is then found only by the
-/// re-read timer.
+/// watch or a missing directory, without a repair to report) finish: what the test does next
+/// is then found only by what it tests.
 fn settle(store: &Store) {
     assert_eq!(store.reload().unwrap(), certstore::ReloadOutcome::Unchanged);
     std::thread::sleep(Duration::from_millis(200));
@@ -212,6 +212,7 @@ fn a_directory_recreated_during_lost_events_is_watched_after_the_overflow() {
         let certs = app_layout(&root, &leaf());
         let store = open(&certs, reread);
         let repairs = repairs_of(&store);
+        settle(&store);
 
         simulate_lost_events(true);
         std::fs::remove_dir_all(&certs).unwrap();
