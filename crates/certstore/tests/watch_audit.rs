@@ -187,11 +187,21 @@ fn a_repointed_symlink_in_a_watched_directory_sees_a_change_made_while_it_was_re
 
     let b1 = leaf_for_key(&first.key);
     put(&dir, "b.pem", b1.cert.as_bytes());
+    let accessed = || {
+        std::fs::metadata(dir.join("b.pem"))
+            .and_then(|m| m.accessed())
+            .ok()
+    };
+    let written = accessed();
     let tmp_link = dir.join("tls.crt.tmp");
     std::os::unix::fs::symlink("b.pem", &tmp_link).unwrap();
     std::fs::rename(&tmp_link, dir.join("tls.crt")).unwrap();
-    // Inside the reload that the re-pointing started (it validates for `took`).
-    std::thread::sleep(took / 2);
+    // Inside the reload that the re-pointing started, after it read b.pem (the read updates
+    // its access time where the file system keeps it: relatime) and while it validates for
+    // about `took`; without an access time, half-way through.
+    if !wait_for(took * 4 + Duration::from_secs(1), || accessed() != written) {
+        std::thread::sleep(took / 2);
+    }
     let b2 = leaf_for_key(&first.key);
     put(&dir, "b.pem", b2.cert.as_bytes());
     assert!(
