@@ -53,7 +53,8 @@ pub(crate) enum Trigger {
     Rescan,
     /// The first reload after the watches are set up.
     Start,
-    /// [`crate::Store::reload`]: always validates, always reports a refusal, never waits.
+    /// [`crate::Store::reload`]: validates whatever differs from what is served, always
+    /// reports a refusal, never waits.
     Explicit,
 }
 
