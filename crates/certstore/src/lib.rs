@@ -43,7 +43,7 @@ mod time;
 mod validator;
 
 pub use check::{check, check_bytes};
-pub use engine::{DEGRADED_REREAD_INTERVAL, simulate_watch_limit};
+pub use engine::{DEGRADED_REREAD_INTERVAL, simulate_lost_events, simulate_watch_limit};
 pub use error::{Error, FileRole, Reason};
 pub use event::Event;
 pub use notifier::{MAX_QUEUED_PER_STORE, SubscriptionId};

@@ -1,16 +1,18 @@
 //! Reads one consistent generation of files from disk.
 //!
 //! The kubelet swaps a whole directory at once by renaming a `..data` symlink, and the visible
-//! files are symlinks through it. Each path is resolved once, the resolved files are read, then
-//! the paths are resolved again: if any resolution moved, a swap happened during the read and
-//! the read is retried, so cert, key and CA always come from the same directory generation.
+//! files are symlinks through it. Every file is opened through its configured path and read;
+//! then each path is looked up again (one `stat`): if any names another file than the one read,
+//! a swap happened during the read and the read is retried, so cert, key and CA always come
+//! from the same directory generation. (A swap is one rename that changes every path at once,
+//! and the kubelet never reuses a generation directory.)
 //! Files are opened non-blocking and must be regular files, so a FIFO or a device at a path can
 //! never hang the reader.
 
 use std::fs::{File, OpenOptions};
 use std::io::Read;
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use zeroize::Zeroizing;
 
@@ -24,9 +26,8 @@ pub(crate) struct RawFiles {
     pub ca: Option<Vec<u8>>,
     /// SHA-256 over all three files; equal hashes mean an unchanged generation.
     pub content_hash: [u8; 32],
-    /// Every file was read from inside a kubelet-style `..<timestamp>` directory: the writer
-    /// completed the whole generation before it became visible, so a refusal is final.
-    pub complete: bool,
+    /// The files read, still open: where they lie is asked only when the bytes are new.
+    files: Vec<File>,
 }
 
 impl RawFiles {
@@ -37,8 +38,14 @@ impl RawFiles {
             key: Zeroizing::new(key.to_vec()),
             ca: ca.map(<[u8]>::to_vec),
             content_hash: hash_generation(cert, key, ca),
-            complete: false,
+            files: Vec::new(),
         }
+    }
+
+    /// Every file was read from inside a kubelet-style `..<timestamp>` directory: the writer
+    /// completed the whole generation before it became visible, so a refusal is final.
+    pub(crate) fn complete(&self) -> bool {
+        !self.files.is_empty() && self.files.iter().all(in_atomic_generation)
     }
 }
 
@@ -49,78 +56,62 @@ const SWAP_RETRIES: usize = 3;
 pub(crate) fn read_generation(options: &Options) -> Result<RawFiles, Error> {
     let mut attempt = 0;
     loop {
-        let before = resolve_all(options);
-        let raw = read_resolved(options, &before)?;
-        let after = resolve_all(options);
-        if before == after || attempt == SWAP_RETRIES {
-            return Ok(raw);
+        let (raw, opened) = read_opened(options)?;
+        let still = opened.iter().all(|(path, identity, _)| {
+            std::fs::metadata(path).is_ok_and(|m| same_file(&m, *identity))
+        });
+        if still || attempt == SWAP_RETRIES {
+            let files = opened.into_iter().map(|(_, _, file)| file).collect();
+            return Ok(RawFiles { files, ..raw });
         }
         attempt += 1;
     }
 }
 
-type Resolved = [Option<PathBuf>; 3];
-
-fn resolve_all(options: &Options) -> Resolved {
-    [
-        std::fs::canonicalize(&options.cert_path).ok(),
-        std::fs::canonicalize(&options.key_path).ok(),
-        options
-            .ca_path
-            .as_ref()
-            .and_then(|p| std::fs::canonicalize(p).ok()),
-    ]
+fn same_file(meta: &std::fs::Metadata, (dev, ino): (u64, u64)) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    meta.dev() == dev && meta.ino() == ino
 }
 
-fn read_resolved(options: &Options, resolved: &Resolved) -> Result<RawFiles, Error> {
+/// A file read: its configured path, its device and inode, and the open file.
+type Opened<'a> = (&'a Path, (u64, u64), File);
+
+fn read_opened(options: &Options) -> Result<(RawFiles, Vec<Opened<'_>>), Error> {
     let limit = options.max_file_size;
-    // Read the resolved target when there is one, but name the configured path in errors:
-    // that is the path the operator wrote in the configuration.
-    let pick = |configured: &Path, resolved: &Option<PathBuf>| -> PathBuf {
-        resolved.clone().unwrap_or_else(|| configured.to_path_buf())
-    };
+    let mut opened = Vec::with_capacity(3);
     let cert = read_file(
         FileRole::Certificate,
         &options.cert_path,
-        &pick(&options.cert_path, &resolved[0]),
         limit,
+        &mut opened,
     )?
     .to_vec();
-    let key = read_file(
-        FileRole::PrivateKey,
-        &options.key_path,
-        &pick(&options.key_path, &resolved[1]),
-        limit,
-    )?;
+    let key = read_file(FileRole::PrivateKey, &options.key_path, limit, &mut opened)?;
     let ca = match &options.ca_path {
-        Some(ca_path) => Some(
-            read_file(
-                FileRole::CaBundle,
-                ca_path,
-                &pick(ca_path, &resolved[2]),
-                limit,
-            )?
-            .to_vec(),
-        ),
+        Some(ca_path) => Some(read_file(FileRole::CaBundle, ca_path, limit, &mut opened)?.to_vec()),
         None => None,
     };
     let content_hash = hash_generation(&cert, &key, ca.as_deref());
-    let complete = resolved.iter().enumerate().all(|(i, r)| match r {
-        Some(path) => in_atomic_generation(path),
-        None => i == 2 && options.ca_path.is_none(),
-    });
-    Ok(RawFiles {
+    let raw = RawFiles {
         cert,
         key,
         ca,
         content_hash,
-        complete,
-    })
+        files: Vec::new(),
+    };
+    Ok((raw, opened))
 }
 
-/// Whether a resolved path lies in a directory named like the kubelet's generation directories
-/// (`..2024_11_25_12_00_00.123456789`), which appear only once fully written.
-fn in_atomic_generation(resolved: &Path) -> bool {
+/// Whether an open file lies in a directory named like the kubelet's generation directories
+/// (`..2024_11_25_12_00_00.123456789`), which appear only once fully written. The kernel's
+/// name of the open file says where the path led when it was opened.
+fn in_atomic_generation(file: &File) -> bool {
+    use std::os::fd::AsRawFd;
+    std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))
+        .is_ok_and(|path| in_generation_dir(&path))
+}
+
+fn in_generation_dir(resolved: &Path) -> bool {
     resolved.parent().is_some_and(|dir| {
         dir.file_name()
             .is_some_and(|name| name.as_encoded_bytes().starts_with(b"..") && name != "..")
@@ -143,14 +134,16 @@ fn hash_generation(cert: &[u8], key: &[u8], ca: Option<&[u8]>) -> [u8; 32] {
     out
 }
 
-/// Reads a whole regular file of at most `limit` bytes. The buffer is zeroized on every path
-/// that drops it, since it may hold a private key.
-fn read_file(
+/// Reads a whole regular file of at most `limit` bytes through `configured` (symlinks
+/// followed) and adds it to `opened`. The buffer is zeroized on every path that drops it,
+/// since it may hold a private key.
+fn read_file<'a>(
     role: FileRole,
-    configured: &Path,
-    actual: &Path,
+    configured: &'a Path,
     limit: u64,
+    opened: &mut Vec<Opened<'a>>,
 ) -> Result<Zeroizing<Vec<u8>>, Error> {
+    use std::os::unix::fs::MetadataExt;
     let io_error = |e: std::io::Error| Error::Io {
         role,
         path: configured.to_path_buf(),
@@ -161,7 +154,7 @@ fn read_file(
     let file: File = OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY)
-        .open(actual)
+        .open(configured)
         .map_err(io_error)?;
     let meta = file.metadata().map_err(io_error)?;
     let file_type = meta.file_type();
@@ -198,7 +191,8 @@ fn read_file(
     // size did not change since fstat.
     let mut bytes = Zeroizing::new(Vec::with_capacity(meta.len() as usize + 1));
     // Read one byte past the limit so a file that grew after fstat is still caught.
-    file.take(limit.saturating_add(1))
+    (&file)
+        .take(limit.saturating_add(1))
         .read_to_end(&mut bytes)
         .map_err(io_error)?;
     if bytes.len() as u64 > limit {
@@ -210,5 +204,6 @@ fn read_file(
             path: configured.to_path_buf(),
         });
     }
+    opened.push((configured, (meta.dev(), meta.ino()), file));
     Ok(bytes)
 }

@@ -1,6 +1,6 @@
 //! One validated, immutable generation of certificate, key and CA bundle.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
 use rustls::sign::CertifiedKey;
@@ -9,11 +9,18 @@ use zeroize::Zeroizing;
 
 /// A generation that passed validation. Shared by reference count: handing one out copies
 /// nothing, and the key bytes are zeroized when the last reference is dropped.
+///
+/// The PEM forms are encoded from the validated DER on first access (once per snapshot), so a
+/// rotation that nobody reads as PEM (a rustls server) does not pay for them.
 pub struct Snapshot {
     pub(crate) generation: u64,
-    pub(crate) cert_pem: Vec<u8>,
-    pub(crate) key_pem: Zeroizing<Vec<u8>>,
-    pub(crate) ca_pem: Option<Vec<u8>>,
+    pub(crate) cert_pem: OnceLock<Vec<u8>>,
+    /// The private key's DER and the PEM label of its encoding.
+    pub(crate) key_der: Zeroizing<Vec<u8>>,
+    pub(crate) key_label: &'static str,
+    pub(crate) key_pem: OnceLock<Zeroizing<Vec<u8>>>,
+    /// Set (possibly empty until first access) when a CA bundle is configured.
+    pub(crate) ca_pem: Option<OnceLock<Vec<u8>>>,
     pub(crate) ca_certs: Vec<CertificateDer<'static>>,
     pub(crate) ca_not_after: Vec<i64>,
     pub(crate) certified_key: Arc<CertifiedKey>,
@@ -34,18 +41,22 @@ impl Snapshot {
     /// as a `CERTIFICATE` block (64-column base64, `\n` line ends). Never the file's bytes:
     /// comments, other blocks and line endings of the file are not carried over.
     pub fn cert_pem(&self) -> &[u8] {
-        &self.cert_pem
+        self.cert_pem.get_or_init(|| {
+            crate::pem::certificates(self.certified_key.cert.iter().map(|c| c.as_ref()))
+        })
     }
     /// The private key that was loaded and matched against the leaf, PEM-encoded from its DER
     /// under the label of its encoding (`PRIVATE KEY`, `RSA PRIVATE KEY`, `EC PRIVATE KEY`).
     /// Never log this.
     pub fn key_pem(&self) -> &[u8] {
-        &self.key_pem
+        self.key_pem
+            .get_or_init(|| crate::pem::private_key(self.key_label, &self.key_der))
     }
     /// The CA bundle's certificates that were validated, PEM-encoded from their DER like
     /// [`Snapshot::cert_pem`]; `None` when no CA bundle is configured.
     pub fn ca_pem(&self) -> Option<&[u8]> {
-        self.ca_pem.as_deref()
+        let pem = self.ca_pem.as_ref()?;
+        Some(pem.get_or_init(|| crate::pem::certificates(self.ca_certs.iter().map(|c| c.as_ref()))))
     }
     /// notAfter (unix seconds) of each certificate of the CA bundle, in bundle order.
     pub fn ca_not_after(&self) -> &[i64] {

@@ -7,12 +7,12 @@ use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::ArcSwap;
 
-use crate::engine::{self, Engine};
+use crate::engine::{self, Engine, Reloaded, Schedule, Trigger, WatchChange, Watched};
 use crate::error::{Error, Reason};
 use crate::event::Event;
 use crate::notifier::{Notifier, StoreId, SubscriptionId};
 use crate::options::Options;
-use crate::reader::read_generation;
+use crate::reader::{RawFiles, read_generation};
 use crate::snapshot::Snapshot;
 use crate::status::{DiskState, Status};
 use crate::time::unix_now;
@@ -26,30 +26,6 @@ pub enum ReloadOutcome {
     Unchanged,
     /// A new generation was published.
     Rotated { generation: u64 },
-}
-
-/// What asked for a reload.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) enum Trigger {
-    /// An inotify event. Files identical to the ones refused last are not validated again.
-    Watch,
-    /// A retry after a refusal a writer in progress could explain.
-    Retry,
-    /// The re-read timer, a lost or dead watch, or the kernel's event queue overflowing.
-    Timer,
-    /// The first reload after the watches are set up.
-    Start,
-    /// [`Store::reload`]: always validates, always reports a refusal, never waits.
-    Explicit,
-}
-
-/// Timers a reload asks the engine for.
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct Schedule {
-    /// Read again at this instant (a retry, a slow retry of an I/O error, a notBefore).
-    pub retry_at: Option<Instant>,
-    /// Leave the retry timer as it is (the reload learned nothing new).
-    pub keep_retry: bool,
 }
 
 /// Slow retries of a file that cannot be read (missing, EMFILE, EIO, EACCES) after the
@@ -68,13 +44,6 @@ struct ReloadState {
     refused_hash: Option<[u8; 32]>,
 }
 
-#[derive(Default)]
-struct JobState {
-    queued: bool,
-    running: bool,
-    trigger: Option<Trigger>,
-}
-
 /// A store's state shared with the engine's threads.
 pub(crate) struct Shared {
     pub(crate) id: StoreId,
@@ -84,7 +53,6 @@ pub(crate) struct Shared {
     counter: Arc<AtomicU64>,
     reload: Mutex<ReloadState>,
     status: Mutex<Status>,
-    job: Mutex<JobState>,
     notifier: Arc<Notifier>,
     closed: AtomicBool,
 }
@@ -121,16 +89,20 @@ struct Failed {
     complete: bool,
 }
 
-/// One read and validation.
-fn attempt(options: &Options) -> Result<Snapshot, Box<Failed>> {
-    let raw = read_generation(options).map_err(|e| {
+/// One read: the files, or why they could not be read.
+fn read(options: &Options) -> Result<RawFiles, Box<Failed>> {
+    read_generation(options).map_err(|e| {
         Box::new(Failed {
             refusal: Refusal::from(e),
             hash: None,
             complete: false,
         })
-    })?;
-    let (hash, complete) = (raw.content_hash, raw.complete);
+    })
+}
+
+/// Validation of what [`read`] returned.
+fn check(raw: RawFiles, options: &Options) -> Result<Snapshot, Box<Failed>> {
+    let (hash, complete) = (raw.content_hash, raw.complete());
     validate(raw, options, unix_now()).map_err(|refusal| {
         Box::new(Failed {
             refusal,
@@ -153,7 +125,7 @@ impl Store {
         let options = options.absolute()?;
         let mut delays = options.retry_backoff.iter();
         let snapshot = loop {
-            match attempt(&options) {
+            match read(&options).and_then(|raw| check(raw, &options)) {
                 Ok(snapshot) => break snapshot,
                 Err(failed) => match delays.next() {
                     Some(delay) if transient(failed.refusal.error.reason(), failed.complete) => {
@@ -170,7 +142,7 @@ impl Store {
             snapshot,
             Arc::clone(&engine.notifier),
         ));
-        engine.register(Arc::clone(&shared));
+        engine.register(shared.id, Arc::clone(&shared) as Arc<dyn Watched>);
         Ok(Store { shared, engine })
     }
 
@@ -199,8 +171,10 @@ impl Store {
     /// could explain it, the store also retries on its own.
     pub fn reload(&self) -> Result<ReloadOutcome, Arc<Error>> {
         let (result, schedule) = self.shared.reload(Trigger::Explicit);
+        let rotated = matches!(result, Ok(ReloadOutcome::Rotated { .. }));
+        let reloaded = Reloaded { schedule, rotated };
         self.engine
-            .after_reload(self.shared.id, schedule, Trigger::Explicit);
+            .after_reload(self.shared.id, reloaded, Trigger::Explicit, false);
         result
     }
 
@@ -302,62 +276,23 @@ impl Shared {
             counter: Arc::new(AtomicU64::new(1)),
             reload: Mutex::new(ReloadState::default()),
             status: Mutex::new(status),
-            job: Mutex::new(JobState::default()),
             notifier,
             closed: AtomicBool::new(false),
         }
     }
 
-    pub(crate) fn generation(&self) -> u64 {
+    fn generation(&self) -> u64 {
         self.current.load().generation
     }
 
-    pub(crate) fn notify(&self, event: Event) {
+    fn notify(&self, event: Event) {
         let discarded = self.notifier.publish(self.id, event);
         if discarded > 0 {
             lock(&self.status).events_dropped += discarded;
         }
     }
 
-    pub(crate) fn set_watch_degraded(&self, error: Option<Arc<Error>>) {
-        lock(&self.status).watch_degraded = error;
-    }
-
-    /// Records that a reload is wanted; `true` when the caller must queue the store (it is
-    /// neither queued nor being reloaded, where the pending trigger is picked up anyway).
-    pub(crate) fn mark_pending(&self, trigger: Trigger) -> bool {
-        let mut job = lock(&self.job);
-        job.trigger = Some(job.trigger.map_or(trigger, |t| t.max(trigger)));
-        if job.queued || job.running {
-            return false;
-        }
-        job.queued = true;
-        true
-    }
-
-    /// Runs the pending reload (on a worker); `true` when another one became pending meanwhile
-    /// and the store must be queued again.
-    pub(crate) fn run_pending(&self, engine: &Engine) -> bool {
-        let trigger = {
-            let mut job = lock(&self.job);
-            job.queued = false;
-            job.running = true;
-            job.trigger.take()
-        };
-        if let Some(trigger) = trigger {
-            let (_, schedule) = self.reload(trigger);
-            engine.after_reload(self.id, schedule, trigger);
-        }
-        let mut job = lock(&self.job);
-        job.running = false;
-        if job.trigger.is_some() && !job.queued {
-            job.queued = true;
-            return true;
-        }
-        false
-    }
-
-    pub(crate) fn reload(&self, trigger: Trigger) -> (Result<ReloadOutcome, Arc<Error>>, Schedule) {
+    fn reload(&self, trigger: Trigger) -> (Result<ReloadOutcome, Arc<Error>>, Schedule) {
         match catch_unwind(AssertUnwindSafe(|| self.reload_unguarded(trigger))) {
             Ok(result) => result,
             Err(_) => {
@@ -375,13 +310,16 @@ impl Shared {
         }
         let served_hash = self.current.load().content_hash;
         let started = Instant::now();
-        let attempted = attempt(&self.options);
+        // The served bytes again (most re-reads): nothing to validate.
+        let attempted = match read(&self.options) {
+            Ok(raw) if raw.content_hash == served_hash => None,
+            read => Some(read.and_then(|raw| check(raw, &self.options))),
+        };
         lock(&self.status).last_reload_duration = started.elapsed();
+        let Some(attempted) = attempted else {
+            return self.unchanged(&mut state);
+        };
         match attempted {
-            Ok(snapshot) if snapshot.content_hash == served_hash => {
-                drop(snapshot);
-                self.unchanged(&mut state)
-            }
             Ok(snapshot) => {
                 *state = ReloadState::default();
                 let generation = self.publish(snapshot);
@@ -390,7 +328,6 @@ impl Shared {
                     Schedule::default(),
                 )
             }
-            Err(failed) if failed.hash == Some(served_hash) => self.unchanged(&mut state),
             Err(failed)
                 if trigger == Trigger::Watch
                     && failed.hash.is_some()
@@ -535,5 +472,58 @@ impl Shared {
             error,
             served_generation,
         });
+    }
+}
+
+impl Watched for Shared {
+    fn paths(&self) -> [Option<&std::path::Path>; 3] {
+        let o = &self.options;
+        [
+            Some(o.cert_path.as_path()),
+            Some(o.key_path.as_path()),
+            o.ca_path.as_deref(),
+        ]
+    }
+
+    fn watches(&self) -> bool {
+        self.options.watch
+    }
+
+    fn reread_interval(&self) -> Option<Duration> {
+        self.options.reread_interval
+    }
+
+    fn reload(&self, trigger: Trigger) -> Reloaded {
+        let (result, schedule) = Shared::reload(self, trigger);
+        let rotated = matches!(result, Ok(ReloadOutcome::Rotated { .. }));
+        Reloaded { schedule, rotated }
+    }
+
+    fn watch_changed(&self, change: WatchChange) {
+        let served_generation = self.generation();
+        let event = {
+            let mut status = lock(&self.status);
+            match change {
+                WatchChange::Degraded(error) => {
+                    status.watch_degraded = Some(Arc::clone(&error));
+                    Event::WatchDegraded {
+                        error,
+                        served_generation,
+                    }
+                }
+                WatchChange::Restored => {
+                    status.watch_degraded = None;
+                    Event::WatchRestored { served_generation }
+                }
+                WatchChange::Repaired(path) => {
+                    status.watch_repairs += 1;
+                    Event::WatchRepaired {
+                        path,
+                        served_generation,
+                    }
+                }
+            }
+        };
+        self.notify(event);
     }
 }

@@ -5,7 +5,7 @@
 //! inside its validity window (per [`ValidityPolicy`]), and the CA bundle parses.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
 use rustls::crypto::CryptoProvider;
@@ -90,11 +90,10 @@ pub(crate) fn validate(
         leaf: Some(facts.clone()),
     };
 
-    let cert_pem = crate::pem::certificates(chain.iter().map(|c| c.as_ref()));
     let fingerprint = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, chain[0].as_ref());
     let mut fingerprint_sha256 = [0u8; 32];
     fingerprint_sha256.copy_from_slice(fingerprint.as_ref());
-    let (certified_key, key_pem) = certify(chain, &raw.key, options).map_err(refuse)?;
+    let (certified_key, key_der, key_label) = certify(chain, &raw.key, options).map_err(refuse)?;
 
     if options.validity == ValidityPolicy::Enforce {
         if now_unix < facts.not_before {
@@ -123,16 +122,13 @@ pub(crate) fn validate(
         }
         _ => (Vec::new(), Vec::new()),
     };
-    let ca_pem = options
-        .ca_path
-        .as_ref()
-        .map(|_| crate::pem::certificates(ca_certs.iter().map(|c| c.as_ref())));
-
     Ok(Snapshot {
         generation: 0,
-        cert_pem,
-        key_pem,
-        ca_pem,
+        cert_pem: OnceLock::new(),
+        key_der,
+        key_label,
+        key_pem: OnceLock::new(),
+        ca_pem: options.ca_path.as_ref().map(|_| OnceLock::new()),
         ca_certs,
         ca_not_after,
         certified_key: Arc::new(certified_key),
@@ -145,20 +141,21 @@ pub(crate) fn validate(
     })
 }
 
-/// Loads the key and checks it belongs to the leaf. The decoded key DER is zeroized on every
-/// path (rustls' `CertifiedKey::from_der` would drop it unwiped).
+/// Loads the key and checks it belongs to the leaf; returns it with a copy of the key's DER
+/// and its PEM label. The decoded key DER is zeroized on every path (rustls'
+/// `CertifiedKey::from_der` would drop it unwiped).
 fn certify(
     chain: Vec<CertificateDer<'static>>,
     key_pem: &[u8],
     options: &Options,
-) -> Result<(CertifiedKey, Zeroizing<Vec<u8>>), Error> {
+) -> Result<(CertifiedKey, Zeroizing<Vec<u8>>, &'static str), Error> {
     let mut key = parse_key(&options.key_path, key_pem)?;
     let label = match &key {
         PrivateKeyDer::Pkcs1(_) => "RSA PRIVATE KEY",
         PrivateKeyDer::Sec1(_) => "EC PRIVATE KEY",
         _ => "PRIVATE KEY",
     };
-    let pem = crate::pem::private_key(label, key.secret_der());
+    let der = Zeroizing::new(key.secret_der().to_vec());
     let signer = provider().key_provider.load_private_key(key.clone_key());
     key.zeroize();
     let signer = signer.map_err(|e| Error::UnsupportedKey {
@@ -168,7 +165,7 @@ fn certify(
     })?;
     let certified = CertifiedKey::new(chain, signer);
     match certified.keys_match() {
-        Ok(()) => Ok((certified, pem)),
+        Ok(()) => Ok((certified, der, label)),
         Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch)) => {
             Err(Error::KeyMismatch {
                 cert: options.cert_path.clone(),

@@ -10,28 +10,95 @@
 //! them to the workers (a store already queued or reloading is only marked for another pass, so
 //! a burst costs one read and a slow store holds one worker at most). After every reload the
 //! store's watch points are recomputed from its symlink chain and its timers (re-read, retry
-//! after a transient refusal, a not-yet-valid leaf's notBefore) are set; the watch thread sleeps
-//! until the next timer or event.
+//! after a transient refusal, a not-yet-valid leaf's notBefore) are set in one heap; the watch
+//! thread sleeps until the next timer or event.
+//!
+//! Never silently stale: a watch can die without an event (an ancestor directory replaced, the
+//! kernel's queue overflowing). Every reload checks that each watched directory is the one
+//! watched (device + inode recorded when the watch was added) and re-adds it if not; an
+//! overflow re-adds every watch; a newly registered name is read once more. The re-read timer
+//! audits the rest: a generation it finds that no event announced rebuilds the store's watches
+//! and is reported as a repair.
 
 mod paths;
 mod sys;
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap, HashMap, VecDeque};
 use std::ffi::OsString;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::error::Error;
-use crate::event::Event;
 use crate::notifier::{Notifier, StoreId};
-use crate::store::{Schedule, Shared, Trigger};
 
 pub(crate) use paths::WatchPoint;
+
+/// What asked for a reload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Trigger {
+    /// An inotify event. Files identical to the ones refused last are not validated again.
+    Watch,
+    /// A retry after a refusal a writer in progress could explain, or a read after watches
+    /// were added (what changed before the watch existed).
+    Retry,
+    /// The re-read timer: an audit of the watches when nothing else asked for the reload.
+    Timer,
+    /// A watch died, or the kernel's event queue overflowed: events may have been lost.
+    Rescan,
+    /// The first reload after the watches are set up.
+    Start,
+    /// [`crate::Store::reload`]: validates whatever differs from what is served, always
+    /// reports a refusal, never waits.
+    Explicit,
+}
+
+/// Timers a reload asks the engine for.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Schedule {
+    /// Read again at this instant (a retry, a slow retry of an I/O error, a notBefore).
+    pub retry_at: Option<Instant>,
+    /// Leave the retry timer as it is (the reload learned nothing new).
+    pub keep_retry: bool,
+}
+
+/// What a reload tells the engine.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Reloaded {
+    pub schedule: Schedule,
+    /// A new generation was published.
+    pub rotated: bool,
+}
+
+/// A change in how a store is watched, for the store to record and report.
+pub(crate) enum WatchChange {
+    /// Some watch point cannot be watched; re-reading on a timer.
+    Degraded(Arc<Error>),
+    /// Every watch point is watched again.
+    Restored,
+    /// A re-read found a generation no event announced; the watches were rebuilt, this
+    /// directory among them.
+    Repaired(PathBuf),
+}
+
+/// What the engine needs from a store. The store implements it; the engine knows no more.
+pub(crate) trait Watched: Send + Sync {
+    /// The configured paths (certificate, key, CA bundle) whose symlink chains are watched.
+    fn paths(&self) -> [Option<&Path>; 3];
+    /// Whether the store watches its files with inotify at all.
+    fn watches(&self) -> bool;
+    /// The store's own re-read interval (`None`: off).
+    fn reread_interval(&self) -> Option<Duration>;
+    /// Reads and, if changed and valid, publishes the files.
+    fn reload(&self, trigger: Trigger) -> Reloaded;
+    /// Records and reports a change in how the store is watched.
+    fn watch_changed(&self, change: WatchChange);
+}
 
 /// Reload workers. Two: one store stuck on a hung disk leaves the other working.
 const WORKERS: usize = 2;
@@ -58,6 +125,36 @@ static WATCH_LIMIT: AtomicUsize = AtomicUsize::new(usize::MAX);
 #[doc(hidden)]
 pub fn simulate_watch_limit(limit: usize) {
     WATCH_LIMIT.store(limit, Ordering::SeqCst);
+}
+
+/// Test hook: the state of simulated event loss (see [`simulate_lost_events`]).
+static LOST_EVENTS: AtomicU8 = AtomicU8::new(EVENTS_DELIVERED);
+const EVENTS_DELIVERED: u8 = 0;
+const EVENTS_LOSS_ASKED: u8 = 1;
+const EVENTS_LOST: u8 = 2;
+const EVENTS_OVERFLOWED: u8 = 3;
+
+/// Makes the engine lose inotify events as when the kernel's queue overflows: once
+/// `simulate_lost_events(true)` returns, the watch thread discards what it reads; after
+/// `simulate_lost_events(false)` it discards what is still queued and then handles an
+/// `IN_Q_OVERFLOW`, as the kernel reports one once it has dropped events. For tests.
+#[doc(hidden)]
+pub fn simulate_lost_events(lose: bool) {
+    let state = if lose {
+        EVENTS_LOSS_ASKED
+    } else {
+        EVENTS_OVERFLOWED
+    };
+    LOST_EVENTS.store(state, Ordering::SeqCst);
+    let engine = lock(&GLOBAL).engine.clone();
+    if let Some(engine) = engine {
+        sys::wake(&engine.wake);
+        // The watch thread acknowledges at the start of a step, so no read it began earlier
+        // delivers what happens from now on.
+        while lose && LOST_EVENTS.load(Ordering::SeqCst) == EVENTS_LOSS_ASKED {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -104,7 +201,71 @@ pub(crate) fn release() {
 /// One watched directory and which stores care about which names in it.
 struct Dir {
     wd: i32,
+    /// Device and inode of the directory when its watch was added: a path that names another
+    /// directory now (an ancestor was replaced) has a dead watch, which no event reports.
+    identity: (u64, u64),
     names: HashMap<OsString, BTreeSet<StoreId>>,
+}
+
+/// Device and inode of the directory at `path` now.
+fn identity(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+/// A store queued for or under reload, and what asked for it.
+struct Job {
+    id: StoreId,
+    store: Arc<dyn Watched>,
+    state: Mutex<JobState>,
+}
+
+#[derive(Default)]
+struct JobState {
+    queued: bool,
+    running: bool,
+    trigger: Option<Trigger>,
+    /// Something other than the re-read timer asked for the pending reload.
+    announced: bool,
+}
+
+impl Job {
+    /// Records that a reload is wanted; `true` when the caller must queue the job (it is
+    /// neither queued nor running, where the pending trigger is picked up anyway).
+    fn mark_pending(&self, trigger: Trigger) -> bool {
+        let mut job = lock(&self.state);
+        job.trigger = Some(job.trigger.map_or(trigger, |t| t.max(trigger)));
+        job.announced |= trigger != Trigger::Timer;
+        if job.queued || job.running {
+            return false;
+        }
+        job.queued = true;
+        true
+    }
+
+    /// Runs the pending reload (on a worker); `true` when another one became pending meanwhile
+    /// and the job must be queued again.
+    fn run_pending(&self, engine: &Engine) -> bool {
+        let (trigger, announced) = {
+            let mut job = lock(&self.state);
+            job.queued = false;
+            job.running = true;
+            (job.trigger.take(), std::mem::take(&mut job.announced))
+        };
+        if let Some(trigger) = trigger {
+            let reloaded = self.store.reload(trigger);
+            // An event routed while the files were read announced what the read found.
+            let audit = trigger == Trigger::Timer && !announced && !lock(&self.state).announced;
+            engine.after_reload(self.id, reloaded, trigger, audit);
+        }
+        let mut job = lock(&self.state);
+        job.running = false;
+        if job.trigger.is_some() && !job.queued {
+            job.queued = true;
+            return true;
+        }
+        false
+    }
 }
 
 #[derive(Default)]
@@ -114,17 +275,8 @@ struct Timers {
     settle: Option<Instant>,
 }
 
-impl Timers {
-    fn earliest(&self) -> Option<Instant> {
-        [self.reread, self.retry, self.settle]
-            .into_iter()
-            .flatten()
-            .min()
-    }
-}
-
 struct Entry {
-    shared: Arc<Shared>,
+    job: Arc<Job>,
     /// Watch points registered in `dirs`.
     points: BTreeSet<WatchPoint>,
     /// Why some watch point could not be added, while that lasts.
@@ -141,7 +293,7 @@ impl Entry {
     }
 
     fn reread_interval(&self) -> Option<Duration> {
-        let own = self.shared.options.reread_interval;
+        let own = self.job.store.reread_interval();
         if self.degraded.is_some() {
             Some(own.map_or(DEGRADED_REREAD_INTERVAL, |d| {
                 d.min(DEGRADED_REREAD_INTERVAL)
@@ -160,16 +312,18 @@ struct Registry {
     dirs: HashMap<PathBuf, Dir>,
     by_wd: HashMap<i32, PathBuf>,
     stores: HashMap<StoreId, Entry>,
-    /// No store's timer is due before this (it may be earlier than the next timer, never
-    /// later): the watch thread scans the stores only when it has passed, so an inotify event
-    /// costs the same with a thousand idle stores as with one.
-    next_timer: Option<Instant>,
+    /// Every timer set, by due time: a due timer costs a heap pop, not a scan of the stores.
+    /// A timer reset or cleared since leaves a stale element, skipped when it pops.
+    timers: BinaryHeap<Reverse<(Instant, StoreId)>>,
+    /// Stores that shared a dead watch found while registering another store's points: to be
+    /// read again (they re-add the watch).
+    rescan: Vec<Arc<Job>>,
 }
 
 pub(crate) struct Engine {
     registry: Mutex<Registry>,
     wake: OwnedFd,
-    jobs: Mutex<VecDeque<Arc<Shared>>>,
+    jobs: Mutex<VecDeque<Arc<Job>>>,
     jobs_ready: Condvar,
     pub(crate) notifier: Arc<Notifier>,
     stopping: AtomicBool,
@@ -250,25 +404,29 @@ impl Engine {
 
     /// Adds a store: its watches, its re-read timer, and (when watching) one reload at once,
     /// which covers a rotation between the store's first read and its watches.
-    pub(crate) fn register(&self, shared: Arc<Shared>) {
-        let id = shared.id;
-        let watch = shared.options.watch;
+    pub(crate) fn register(&self, id: StoreId, store: Arc<dyn Watched>) {
+        let watch = store.watches();
+        let job = Arc::new(Job {
+            id,
+            store,
+            state: Mutex::new(JobState::default()),
+        });
         let mut registry = lock(&self.registry);
         let mut entry = Entry {
-            shared: Arc::clone(&shared),
+            job: Arc::clone(&job),
             points: BTreeSet::new(),
             degraded: None,
             timers: Timers::default(),
         };
         entry.rearm_reread();
-        registry.arm(entry.timers.reread);
+        registry.arm(id, entry.timers.reread);
         registry.stores.insert(id, entry);
         if watch {
             registry.update_points(id);
         }
         drop(registry);
         if watch {
-            self.dispatch(&shared, Trigger::Start);
+            self.dispatch(&job, Trigger::Start);
         }
         sys::wake(&self.wake);
     }
@@ -282,42 +440,104 @@ impl Engine {
             }
         }
         drop(registry);
-        lock(&self.jobs).retain(|s| s.id != id);
+        lock(&self.jobs).retain(|job| job.id != id);
     }
 
-    /// Queues a reload of `shared`, merging it with one already queued or running.
-    pub(crate) fn dispatch(&self, shared: &Arc<Shared>, trigger: Trigger) {
-        if shared.mark_pending(trigger) {
-            lock(&self.jobs).push_back(Arc::clone(shared));
+    /// Queues a reload, merging it with one already queued or running.
+    fn dispatch(&self, job: &Arc<Job>, trigger: Trigger) {
+        if job.mark_pending(trigger) {
+            lock(&self.jobs).push_back(Arc::clone(job));
             self.jobs_ready.notify_one();
         }
     }
 
+    fn dispatch_all(&self, due: Vec<(Arc<Job>, Trigger)>) {
+        for (job, trigger) in due {
+            self.dispatch(&job, trigger);
+        }
+    }
+
     /// Applies what a reload of `id` found: the timers it asks for, and the watch points of
-    /// the symlink chain as it is now.
-    pub(crate) fn after_reload(&self, id: StoreId, schedule: Schedule, trigger: Trigger) {
+    /// the symlink chain as it is now, each checked to be the directory it was. `audit`: only
+    /// the re-read timer asked for this reload; a new generation then means a watch missed it.
+    pub(crate) fn after_reload(
+        &self,
+        id: StoreId,
+        reloaded: Reloaded,
+        trigger: Trigger,
+        audit: bool,
+    ) {
         let mut registry = lock(&self.registry);
         let Some(entry) = registry.stores.get_mut(&id) else {
             return;
         };
-        if !schedule.keep_retry {
-            entry.timers.retry = schedule.retry_at;
+        if !reloaded.schedule.keep_retry {
+            entry.timers.retry = reloaded.schedule.retry_at;
         }
-        if matches!(trigger, Trigger::Timer | Trigger::Start) || entry.timers.reread.is_none() {
+        if matches!(trigger, Trigger::Timer | Trigger::Rescan | Trigger::Start)
+            || entry.timers.reread.is_none()
+        {
             entry.rearm_reread();
         }
-        let (next, watch) = (entry.timers.earliest(), entry.shared.options.watch);
-        registry.arm(next);
-        let added = watch && registry.update_points(id);
-        let shared = registry.stores.get(&id).map(|e| Arc::clone(&e.shared));
-        drop(registry);
-        // A directory watched only now may have changed before its watch existed: read once
-        // more (unchanged files cost a hash compare; the set then stays the same).
-        if added && let Some(shared) = shared {
-            self.dispatch(&shared, Trigger::Retry);
+        // Only a store inotify should be watching fully can have been let down by it.
+        let repair =
+            audit && reloaded.rotated && entry.degraded.is_none() && entry.job.store.watches();
+        let (timers, job) = (
+            [entry.timers.retry, entry.timers.reread],
+            Arc::clone(&entry.job),
+        );
+        let earliest = registry.earliest();
+        for at in timers {
+            registry.arm(id, at);
         }
-        sys::wake(&self.wake);
+        let mut rescan: Vec<(Arc<Job>, Trigger)> = Vec::new();
+        let mut update = Update::default();
+        if job.store.watches() {
+            if repair {
+                let (repaired, others) = registry.rebuild(id);
+                update = repaired;
+                rescan = others;
+            } else if matches!(trigger, Trigger::Timer | Trigger::Explicit)
+                && !reloaded.rotated
+                && registry.intact(id)
+            {
+                // The files as served and every watched directory still the one watched: a
+                // symlink re-pointed since was announced by an event, which recomputes them.
+            } else {
+                update = registry.update_points(id);
+            }
+        }
+        // The watch thread sleeps until the earliest timer it saw: wake it only if that moved.
+        let wake = registry.earliest() != earliest;
+        rescan.extend(registry.rescan.drain(..).map(|job| (job, Trigger::Rescan)));
+        drop(registry);
+        if repair {
+            let path = update.readded.first().cloned().unwrap_or_default();
+            tracing::warn!(
+                path = %path.display(),
+                "certstore: a re-read found a change no inotify event announced; watches rebuilt"
+            );
+            job.store.watch_changed(WatchChange::Repaired(path));
+        }
+        // A name registered only now may have changed before its watch existed: read once
+        // more (unchanged files cost a read and a hash compare; the set then stays the same).
+        if update.added {
+            self.dispatch(&job, Trigger::Retry);
+        }
+        self.dispatch_all(rescan);
+        if wake {
+            sys::wake(&self.wake);
+        }
     }
+}
+
+/// What registering a store's watch points did.
+#[derive(Default)]
+struct Update {
+    /// Some watch point was registered that was not before.
+    added: bool,
+    /// Directories whose watch was (re-)added for a dead one, in order.
+    readded: Vec<PathBuf>,
 }
 
 fn instance_error(e: &std::io::Error) -> String {
@@ -346,43 +566,61 @@ fn watch_error(dir: &std::path::Path, e: &std::io::Error) -> Error {
 }
 
 impl Registry {
-    /// Recomputes the watch points of store `id` and registers them; returns whether a
-    /// directory watch was added. Publishes WatchDegraded/WatchRestored on a change.
-    fn update_points(&mut self, id: StoreId) -> bool {
+    /// Recomputes the watch points of store `id` and registers them, after checking that each
+    /// watched directory is still the one its path names (a dead watch is replaced).
+    /// Reports a change between degraded and restored to the store.
+    fn update_points(&mut self, id: StoreId) -> Update {
+        let mut update = Update::default();
         let Some(entry) = self.stores.get(&id) else {
-            return false;
+            return update;
         };
-        let options = &entry.shared.options;
+        let job = Arc::clone(&entry.job);
         let mut wanted = BTreeSet::new();
-        for path in [
-            Some(&options.cert_path),
-            Some(&options.key_path),
-            options.ca_path.as_ref(),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            paths::watch_points(path, &mut wanted);
-        }
+        paths::watch_points_of(job.store.paths().into_iter().flatten(), &mut wanted);
         let old = entry.points.clone();
         for point in old.difference(&wanted) {
             self.forget_point(id, point);
         }
-        let mut added_dir = false;
+        let mut checked: Vec<&Path> = Vec::new();
         let mut failure: Option<Arc<Error>> = None;
         let mut registered = BTreeSet::new();
         for point in &wanted {
-            if old.contains(point) && self.dirs.contains_key(&point.0) {
+            let dir = point.0.as_path();
+            if !checked.contains(&dir) {
+                checked.push(dir);
+                if let Some(d) = self.dirs.get(dir)
+                    && identity(dir) != Some(d.identity)
+                {
+                    // Moved away without an event (an ancestor was replaced) or gone.
+                    tracing::debug!(dir = %dir.display(), "certstore: re-adding a dead watch");
+                    let wd = d.wd;
+                    for other in self.drop_dir(wd) {
+                        if other != id
+                            && let Some(e) = self.stores.get(&other)
+                        {
+                            // They re-add it at their reload.
+                            self.rescan.push(Arc::clone(&e.job));
+                        }
+                    }
+                    update.readded.push(dir.to_path_buf());
+                }
+            }
+            let already = old.contains(point)
+                && self
+                    .dirs
+                    .get(dir)
+                    .is_some_and(|d| d.names.get(&point.1).is_some_and(|ids| ids.contains(&id)));
+            if already {
                 registered.insert(point.clone());
                 continue;
             }
-            match self.watch_dir(&point.0) {
-                Ok(new_dir) => {
-                    added_dir |= new_dir;
-                    if let Some(dir) = self.dirs.get_mut(&point.0) {
-                        dir.names.entry(point.1.clone()).or_default().insert(id);
+            match self.watch_dir(dir) {
+                Ok(()) => {
+                    if let Some(d) = self.dirs.get_mut(dir) {
+                        d.names.entry(point.1.clone()).or_default().insert(id);
                     }
                     registered.insert(point.clone());
+                    update.added = true;
                 }
                 Err(error) => {
                     failure.get_or_insert(Arc::new(error));
@@ -390,48 +628,134 @@ impl Registry {
             }
         }
         let Some(entry) = self.stores.get_mut(&id) else {
-            return added_dir;
+            return update;
         };
         entry.points = registered;
-        let served_generation = entry.shared.generation();
-        match (&entry.degraded, failure) {
+        let change = match (&entry.degraded, failure) {
             (None, Some(error)) => {
                 tracing::warn!(error = %error, "certstore: watch degraded");
                 entry.degraded = Some(Arc::clone(&error));
-                entry.shared.set_watch_degraded(Some(Arc::clone(&error)));
-                entry.rearm_reread();
-                entry.shared.notify(Event::WatchDegraded {
-                    error,
-                    served_generation,
-                });
+                Some(WatchChange::Degraded(error))
             }
             (Some(_), None) => {
                 tracing::info!("certstore: watch restored");
                 entry.degraded = None;
-                entry.shared.set_watch_degraded(None);
-                entry.rearm_reread();
-                entry
-                    .shared
-                    .notify(Event::WatchRestored { served_generation });
+                Some(WatchChange::Restored)
             }
-            _ => {}
+            _ => None,
+        };
+        if let Some(change) = change {
+            entry.rearm_reread();
+            let at = entry.timers.reread;
+            // Records status and queues an event: no user code runs here.
+            job.store.watch_changed(change);
+            self.arm(id, at);
         }
-        let next = entry.timers.earliest();
-        self.arm(next);
-        added_dir
+        update
     }
 
-    /// Notes that a store's timer may now be due at `at`.
-    fn arm(&mut self, at: Option<Instant>) {
+    /// Drops every directory store `id` watches (for every store watching it) and registers
+    /// the store's watch points from scratch. Returns what was re-added and the other stores
+    /// that shared a dropped directory (to be read again).
+    fn rebuild(&mut self, id: StoreId) -> (Update, Vec<(Arc<Job>, Trigger)>) {
+        let dirs: BTreeSet<PathBuf> = self
+            .stores
+            .get(&id)
+            .map(|e| e.points.iter().map(|(d, _)| d.clone()).collect())
+            .unwrap_or_default();
+        let mut others = BTreeSet::new();
+        let mut dead = Vec::new();
+        for dir in &dirs {
+            if let Some(d) = self.dirs.get(dir) {
+                if identity(dir) != Some(d.identity) {
+                    dead.push(dir.clone());
+                }
+                let wd = d.wd;
+                others.extend(self.drop_dir(wd));
+            }
+        }
+        let mut update = self.update_points(id);
+        dead.append(&mut update.readded);
+        update.readded = dead;
+        let watched: Vec<PathBuf> = self
+            .stores
+            .get(&id)
+            .map(|e| e.points.iter().map(|(d, _)| d.clone()).collect())
+            .unwrap_or_default();
+        for dir in watched {
+            if !update.readded.contains(&dir) {
+                update.readded.push(dir);
+            }
+        }
+        let rescan = others
+            .into_iter()
+            .filter(|other| *other != id)
+            .filter_map(|other| self.stores.get(&other))
+            .map(|e| (Arc::clone(&e.job), Trigger::Rescan))
+            .collect();
+        (update, rescan)
+    }
+
+    /// Removes every watch and registers every store's watch points again: after the kernel's
+    /// queue overflowed, any event may be lost, a dead directory's IN_IGNORED included.
+    fn rebuild_all(&mut self) {
+        if let Some(fd) = self.inotify.as_ref() {
+            for d in self.dirs.values() {
+                sys::rm_watch(fd, d.wd);
+            }
+        }
+        self.dirs.clear();
+        self.by_wd.clear();
+        let ids: Vec<StoreId> = self.stores.keys().copied().collect();
+        for id in &ids {
+            if let Some(entry) = self.stores.get_mut(id) {
+                entry.points.clear();
+            }
+        }
+        for id in ids {
+            if self.stores.get(&id).is_some_and(|e| e.job.store.watches()) {
+                self.update_points(id);
+            }
+        }
+    }
+
+    /// Whether store `id` has every watch it wants and each watched directory is still the one
+    /// its watch was added to.
+    fn intact(&self, id: StoreId) -> bool {
+        let Some(entry) = self.stores.get(&id) else {
+            return true;
+        };
+        if entry.degraded.is_some() {
+            return false;
+        }
+        let mut checked: Vec<&Path> = Vec::new();
+        entry.points.iter().all(|(dir, _)| {
+            if checked.contains(&dir.as_path()) {
+                return true;
+            }
+            checked.push(dir);
+            self.dirs
+                .get(dir)
+                .is_some_and(|d| identity(dir) == Some(d.identity))
+        })
+    }
+
+    /// When the first timer is due (perhaps a stale one, never later than the first).
+    fn earliest(&self) -> Option<Instant> {
+        self.timers.peek().map(|Reverse((at, _))| *at)
+    }
+
+    /// Notes that a timer of store `id` is due at `at`.
+    fn arm(&mut self, id: StoreId, at: Option<Instant>) {
         if let Some(at) = at {
-            self.next_timer = Some(self.next_timer.map_or(at, |t| t.min(at)));
+            self.timers.push(Reverse((at, id)));
         }
     }
 
-    /// Makes sure `dir` is watched; `Ok(true)` when a new watch was added.
-    fn watch_dir(&mut self, dir: &std::path::Path) -> Result<bool, Error> {
+    /// Makes sure `dir` is watched.
+    fn watch_dir(&mut self, dir: &Path) -> Result<(), Error> {
         if self.dirs.contains_key(dir) {
-            return Ok(false);
+            return Ok(());
         }
         let Some(fd) = self.inotify.as_ref() else {
             let reason = self
@@ -449,6 +773,10 @@ impl Registry {
                 &std::io::Error::from_raw_os_error(libc::ENOSPC),
             ));
         }
+        // Taken before the watch is added: should the path change in between, the next check
+        // sees a mismatch and adds the watch again, never the other way round.
+        let identity = identity(dir)
+            .ok_or_else(|| watch_error(dir, &std::io::Error::from_raw_os_error(libc::ENOENT)))?;
         let wd = sys::add_watch(fd, dir).map_err(|e| watch_error(dir, &e))?;
         // Two paths to one directory (a symlinked directory) share its watch descriptor.
         if let Some(previous) = self.by_wd.insert(wd, dir.to_path_buf())
@@ -456,16 +784,17 @@ impl Registry {
             && let Some(old) = self.dirs.remove(&previous)
         {
             self.dirs.insert(dir.to_path_buf(), old);
-            return Ok(false);
+            return Ok(());
         }
         self.dirs.insert(
             dir.to_path_buf(),
             Dir {
                 wd,
+                identity,
                 names: HashMap::new(),
             },
         );
-        Ok(true)
+        Ok(())
     }
 
     fn forget_point(&mut self, id: StoreId, (dir, name): &WatchPoint) {
@@ -525,10 +854,16 @@ fn watch_loop(engine: &Engine) {
 
 /// Waits for inotify events, a wake-up or the next timer, and dispatches what is due.
 fn watch_step(engine: &Engine, buf: &mut sys::EventBuffer) {
+    let _ = LOST_EVENTS.compare_exchange(
+        EVENTS_LOSS_ASKED,
+        EVENTS_LOST,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
     let (inotify_fd, deadline) = {
         let mut registry = lock(&engine.registry);
         retry_instance(&mut registry);
-        let earliest = registry.next_timer;
+        let earliest = registry.earliest();
         let retry_instance_at = registry
             .inotify_error
             .as_ref()
@@ -552,47 +887,57 @@ fn watch_step(engine: &Engine, buf: &mut sys::EventBuffer) {
         sys::drain_wake(wake_fd);
     }
     if let Some(fd) = inotify_fd
-        && events_ready
+        && (events_ready || LOST_EVENTS.load(Ordering::SeqCst) == EVENTS_OVERFLOWED)
     {
-        let events = sys::read_events(fd, buf);
+        let events = match LOST_EVENTS.load(Ordering::SeqCst) {
+            EVENTS_LOST => {
+                sys::read_events(fd, buf);
+                Vec::new()
+            }
+            EVENTS_OVERFLOWED => {
+                while !sys::read_events(fd, buf).is_empty() {}
+                LOST_EVENTS.store(EVENTS_DELIVERED, Ordering::SeqCst);
+                vec![sys::RawEvent::overflow()]
+            }
+            _ => sys::read_events(fd, buf),
+        };
         let due = route_events(engine, &events);
-        for (shared, trigger) in due {
-            engine.dispatch(&shared, trigger);
-        }
+        engine.dispatch_all(due);
     }
-    let now = Instant::now();
+    let due = due_timers(&mut lock(&engine.registry), Instant::now());
+    engine.dispatch_all(due);
+}
+
+/// Takes the timers due at `now` off the heap and returns the reloads they ask for.
+fn due_timers(registry: &mut Registry, now: Instant) -> Vec<(Arc<Job>, Trigger)> {
     let mut due = Vec::new();
-    {
-        let mut registry = lock(&engine.registry);
-        if registry.next_timer.is_none_or(|at| at > now) {
-            return;
+    while let Some(Reverse((at, id))) = registry.timers.peek().copied() {
+        if at > now {
+            break;
         }
-        let mut next = None;
-        for entry in registry.stores.values_mut() {
-            let t = &mut entry.timers;
-            let mut trigger = None;
-            if t.reread.is_some_and(|at| at <= now) {
-                t.reread = None;
-                trigger = Some(Trigger::Timer);
-            }
-            if t.retry.is_some_and(|at| at <= now) {
-                t.retry = None;
-                trigger = trigger.or(Some(Trigger::Retry));
-            }
-            if t.settle.is_some_and(|at| at <= now) {
-                t.settle = None;
-                trigger = trigger.or(Some(Trigger::Watch));
-            }
-            if let Some(trigger) = trigger {
-                due.push((Arc::clone(&entry.shared), trigger));
-            }
-            next = [next, t.earliest()].into_iter().flatten().min();
+        registry.timers.pop();
+        let Some(entry) = registry.stores.get_mut(&id) else {
+            continue;
+        };
+        let t = &mut entry.timers;
+        let mut trigger = None;
+        if t.reread.is_some_and(|at| at <= now) {
+            t.reread = None;
+            trigger = Some(Trigger::Timer);
         }
-        registry.next_timer = next;
+        if t.retry.is_some_and(|at| at <= now) {
+            t.retry = None;
+            trigger = trigger.max(Some(Trigger::Retry));
+        }
+        if t.settle.is_some_and(|at| at <= now) {
+            t.settle = None;
+            trigger = trigger.max(Some(Trigger::Watch));
+        }
+        if let Some(trigger) = trigger {
+            due.push((Arc::clone(&entry.job), trigger));
+        }
     }
-    for (shared, trigger) in due {
-        engine.dispatch(&shared, trigger);
-    }
+    due
 }
 
 /// Asks again for an inotify instance when there is none and it is time; on success every
@@ -608,31 +953,39 @@ fn retry_instance(registry: &mut Registry) {
         Ok(fd) => {
             registry.inotify = Some(fd);
             registry.inotify_error = None;
-            for entry in registry.stores.values_mut() {
-                entry.timers.retry = Some(Instant::now());
+            let now = Instant::now();
+            let ids: Vec<StoreId> = registry.stores.keys().copied().collect();
+            for id in ids {
+                if let Some(entry) = registry.stores.get_mut(&id) {
+                    entry.timers.retry = Some(now);
+                }
+                registry.arm(id, Some(now));
             }
-            registry.arm(Some(Instant::now()));
         }
         Err(e) => registry.inotify_error = Some((instance_error(&e), Instant::now())),
     }
 }
 
 /// The stores an inotify batch concerns, each with the trigger to reload it with.
-fn route_events(engine: &Engine, events: &[sys::RawEvent<'_>]) -> Vec<(Arc<Shared>, Trigger)> {
+fn route_events(engine: &Engine, events: &[sys::RawEvent<'_>]) -> Vec<(Arc<Job>, Trigger)> {
     let mut registry = lock(&engine.registry);
     let mut due: HashMap<StoreId, Trigger> = HashMap::new();
     let now = Instant::now();
     for event in events {
         if event.mask & libc::IN_Q_OVERFLOW != 0 {
-            // Events were lost: every store reads to be sure.
+            // Events were lost, perhaps a directory's death: every watch is added again and
+            // every store reads to be sure.
+            tracing::warn!("certstore: inotify event queue overflowed; re-adding every watch");
+            registry.rebuild_all();
+            registry.rescan.clear();
             for id in registry.stores.keys() {
-                due.insert(*id, Trigger::Timer);
+                due.insert(*id, Trigger::Rescan);
             }
             continue;
         }
         if event.mask & (libc::IN_DELETE_SELF | libc::IN_MOVE_SELF | libc::IN_IGNORED) != 0 {
             for id in registry.drop_dir(event.wd) {
-                due.insert(id, Trigger::Timer);
+                due.insert(id, Trigger::Rescan);
             }
             continue;
         }
@@ -653,10 +1006,12 @@ fn route_events(engine: &Engine, events: &[sys::RawEvent<'_>]) -> Vec<(Arc<Share
             // Being written: IN_CLOSE_WRITE will follow (or, if it never does, the settle
             // timer reads it).
             for id in ids {
-                if let Some(entry) = registry.stores.get_mut(&id) {
-                    entry.timers.settle.get_or_insert(now + CREATE_SETTLE);
+                if let Some(entry) = registry.stores.get_mut(&id)
+                    && entry.timers.settle.is_none()
+                {
+                    entry.timers.settle = Some(now + CREATE_SETTLE);
+                    registry.arm(id, Some(now + CREATE_SETTLE));
                 }
-                registry.arm(Some(now + CREATE_SETTLE));
             }
             continue;
         }
@@ -668,7 +1023,7 @@ fn route_events(engine: &Engine, events: &[sys::RawEvent<'_>]) -> Vec<(Arc<Share
         .filter_map(|(id, trigger)| {
             let entry = registry.stores.get_mut(&id)?;
             entry.timers.settle = None;
-            Some((Arc::clone(&entry.shared), trigger))
+            Some((Arc::clone(&entry.job), trigger))
         })
         .collect()
 }
@@ -683,14 +1038,14 @@ fn complete_on_creation(path: &std::path::Path) -> bool {
 
 fn worker_loop(engine: &Engine) {
     loop {
-        let shared = {
+        let job = {
             let mut jobs = lock(&engine.jobs);
             loop {
                 if engine.stopping.load(Ordering::SeqCst) {
                     return;
                 }
-                if let Some(shared) = jobs.pop_front() {
-                    break shared;
+                if let Some(job) = jobs.pop_front() {
+                    break job;
                 }
                 jobs = engine
                     .jobs_ready
@@ -698,9 +1053,9 @@ fn worker_loop(engine: &Engine) {
                     .unwrap_or_else(PoisonError::into_inner);
             }
         };
-        let again = catch_unwind(AssertUnwindSafe(|| shared.run_pending(engine)));
+        let again = catch_unwind(AssertUnwindSafe(|| job.run_pending(engine)));
         if again.unwrap_or(false) {
-            lock(&engine.jobs).push_back(shared);
+            lock(&engine.jobs).push_back(job);
             engine.jobs_ready.notify_one();
         }
     }

@@ -1,7 +1,7 @@
 //! Which directories to watch for a configured path: every directory in which a change of one
 //! name can change what the path resolves to or holds.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::ffi::OsString;
 use std::path::{Component, Path, PathBuf};
 
@@ -17,7 +17,51 @@ const MAX_SYMLINK_HOPS: usize = 40;
 /// component does not exist, the deepest existing directory with the missing name (so its
 /// arrival is seen). Directories named like the kubelet's generation directories (`..<time>`)
 /// are skipped: they are replaced whole and `..data` in their parent announces it.
+#[cfg(test)]
 pub(crate) fn watch_points(path: &Path, out: &mut BTreeSet<WatchPoint>) {
+    watch_points_in(path, out, &mut Lookups::default());
+}
+
+/// [`watch_points`] of several paths, each name looked up once (the certificate, key and CA
+/// paths of a store mostly share their directories and symlinks).
+pub(crate) fn watch_points_of<'a>(
+    paths: impl IntoIterator<Item = &'a Path>,
+    out: &mut BTreeSet<WatchPoint>,
+) {
+    let mut lookups = Lookups::default();
+    for path in paths {
+        watch_points_in(path, out, &mut lookups);
+    }
+}
+
+/// What a name is, looked up once per call.
+#[derive(Clone)]
+enum Found {
+    Missing,
+    /// A symlink and its target (`None`: unreadable).
+    Symlink(Option<PathBuf>),
+    Other,
+}
+
+#[derive(Default)]
+struct Lookups(HashMap<PathBuf, Found>);
+
+impl Lookups {
+    fn get(&mut self, path: PathBuf) -> Found {
+        self.0
+            .entry(path)
+            .or_insert_with_key(|path| match std::fs::symlink_metadata(path) {
+                Err(_) => Found::Missing,
+                Ok(meta) if meta.file_type().is_symlink() => {
+                    Found::Symlink(std::fs::read_link(path).ok())
+                }
+                Ok(_) => Found::Other,
+            })
+            .clone()
+    }
+}
+
+fn watch_points_in(path: &Path, out: &mut BTreeSet<WatchPoint>, lookups: &mut Lookups) {
     let mut remaining: Vec<OsString> = Vec::new();
     push_components(path, &mut remaining);
     let mut dir = PathBuf::from("/");
@@ -28,15 +72,15 @@ pub(crate) fn watch_points(path: &Path, out: &mut BTreeSet<WatchPoint>) {
             continue;
         }
         let candidate = dir.join(&name);
-        match std::fs::symlink_metadata(&candidate) {
-            Err(_) => {
+        match lookups.get(candidate.clone()) {
+            Found::Missing => {
                 record(out, &dir, name);
                 return;
             }
-            Ok(meta) if meta.file_type().is_symlink() => {
+            Found::Symlink(target) => {
                 record(out, &dir, name);
                 hops += 1;
-                let Ok(target) = std::fs::read_link(&candidate) else {
+                let Some(target) = target else {
                     return;
                 };
                 if hops > MAX_SYMLINK_HOPS {
@@ -47,7 +91,7 @@ pub(crate) fn watch_points(path: &Path, out: &mut BTreeSet<WatchPoint>) {
                 }
                 push_components(&target, &mut remaining);
             }
-            Ok(_) => {
+            Found::Other => {
                 if remaining.is_empty() {
                     record(out, &dir, name);
                 }

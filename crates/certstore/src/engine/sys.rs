@@ -99,6 +99,17 @@ pub(crate) struct RawEvent<'a> {
     pub name: Option<&'a OsStr>,
 }
 
+impl RawEvent<'_> {
+    /// The event the kernel queues after it dropped events.
+    pub fn overflow() -> RawEvent<'static> {
+        RawEvent {
+            wd: -1,
+            mask: libc::IN_Q_OVERFLOW,
+            name: None,
+        }
+    }
+}
+
 /// Reads what is queued on a non-blocking inotify descriptor into `buf` and returns the
 /// events; empty when nothing is queued.
 pub(crate) fn read_events<'a>(fd: RawFd, buf: &'a mut EventBuffer) -> Vec<RawEvent<'a>> {
