@@ -23,8 +23,9 @@ pub struct certstore_store {
 /// CERTSTORE_STATUS_INFO_V<N>_SIZE, and each field says since which version it exists. After
 /// the call, a field of version N was filled when struct_size >= CERTSTORE_STATUS_INFO_V<N>_SIZE;
 /// a field the library did not fill (an older library) is zero, so test struct_size to tell
-/// "0" from "not filled". The generation here is read under the status lock and may trail
-/// certstore_generation() for the instant a publish takes; it never leads it.
+/// "0" from "not filled". A publish swaps the snapshot in under the status lock, so a status
+/// read after certstore_get_current() or certstore_generation() returned generation G shows G
+/// or a later generation, never an earlier one.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct certstore_status_info {

@@ -9,8 +9,10 @@ use crate::error::{Error, Reason};
 #[derive(Clone, Debug, Default)]
 #[non_exhaustive]
 pub struct Status {
-    /// Generation served now. Recorded just after the snapshot is published, so during a
-    /// publish it may trail [`crate::Store::generation`] for that instant, never lead it.
+    /// Generation served now. A publish swaps the snapshot in and records its status under
+    /// one lock, so a status taken after [`crate::Store::current`] or
+    /// [`crate::Store::generation`] returned generation G shows G or a later one, never an
+    /// earlier one, together with that generation's other fields.
     pub generation: u64,
     /// Generations published, the initial load included.
     pub reloads_ok: u64,

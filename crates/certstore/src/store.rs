@@ -432,11 +432,14 @@ impl Shared {
         snapshot.generation = generation;
         snapshot.loaded_at = SystemTime::now();
         let snapshot = Arc::new(snapshot);
-        // Snapshot first, counter second: whoever sees the new counter finds the new snapshot.
-        self.current.store(Arc::clone(&snapshot));
-        self.counter.store(generation, Ordering::Release);
         {
+            // The swap happens under the status lock, so a status read after a caller saw the
+            // new generation (in a snapshot or the counter) is that generation's status.
+            // Snapshot first, counter second: whoever sees the new counter finds the new
+            // snapshot.
             let mut status = lock(&self.status);
+            self.current.store(Arc::clone(&snapshot));
+            self.counter.store(generation, Ordering::Release);
             status.generation = generation;
             status.reloads_ok += 1;
             status.last_success = Some(SystemTime::now());
