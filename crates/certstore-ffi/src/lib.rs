@@ -5,6 +5,7 @@
 //! Every entry point runs its body under `catch_unwind`: a panic becomes
 //! `CERTSTORE_ERR_PANIC` (or a neutral value) instead of aborting the host process.
 #![allow(non_camel_case_types)]
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 mod abi;
 mod error;

@@ -28,6 +28,11 @@
 //! # Ok::<(), certstore::Error>(())
 //! ```
 
+// The only unsafe code is the inotify/eventfd system calls in engine/sys.rs (allowed there,
+// each block with its SAFETY argument); the lints keep it so.
+#![deny(unsafe_code)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
 mod check;
 mod engine;
 mod error;

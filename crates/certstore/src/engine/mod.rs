@@ -21,6 +21,7 @@
 //! and is reported as a repair.
 
 mod paths;
+#[allow(unsafe_code)] // the system calls; every block carries its SAFETY comment
 mod sys;
 
 use std::cmp::Reverse;
