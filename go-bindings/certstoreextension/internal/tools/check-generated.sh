@@ -12,9 +12,9 @@ trap 'rm -rf "$scratch"' EXIT
 # mdatagen names the test package after the directory: keep the name.
 copy="$scratch/certstoreextension"
 mkdir -p "$copy"
-# go list must find the package (its import path names the telemetry scope): generate.go
+# go list must find the package (its import path names the telemetry scope): doc.go
 # is the only Go file it needs.
-cp "$PKG/metadata.yaml" "$PKG/go.mod" "$PKG/go.sum" "$PKG/generate.go" "$copy/"
+cp "$PKG/metadata.yaml" "$PKG/go.mod" "$PKG/go.sum" "$PKG/doc.go" "$copy/"
 (cd "$copy" && "$MDATAGEN" metadata.yaml)
 stale=0
 while IFS= read -r -d '' f; do
