@@ -34,8 +34,13 @@ func (r *rateLimit) allow(now time.Time, period time.Duration) bool {
 // sent a certificate.
 func (e *certstoreExtension) checkTLSPeer(ctx context.Context, method string) error {
 	p, ok := peer.FromContext(ctx)
+	var info credentials.TLSInfo
+	isTLS := false
+	if ok {
+		info, isTLS = p.AuthInfo.(credentials.TLSInfo)
+	}
 	var reason string
-	if info, isTLS := p.AuthInfo.(credentials.TLSInfo); ok && isTLS {
+	if isTLS {
 		verified := len(info.State.VerifiedChains) > 0
 		switch e.clientAuth {
 		case tls.RequireAndVerifyClientCert:

@@ -283,3 +283,17 @@ func TestGRPCServerEnforcesClientAuthWhenOtherCredsWin(t *testing.T) {
 		})
 	}
 }
+
+// A call whose context carries no peer (an in-process handler, a test server) is refused as
+// not TLS, not a panic.
+func TestGRPCServerRefusesCallWithoutPeer(t *testing.T) {
+	e := &certstoreExtension{logger: zap.NewNop(), clientAuth: tls.RequireAndVerifyClientCert,
+		id: component.MustNewIDWithName("certstore", "nopeer")}
+	called := false
+	_, err := e.requireTLSUnary(context.Background(), nil, &grpc.UnaryServerInfo{FullMethod: "/x"},
+		func(context.Context, any) (any, error) { called = true; return nil, nil })
+	require.Error(t, err)
+	assert.Equal(t, codes.Unauthenticated, status.Code(err))
+	assert.Contains(t, err.Error(), "connection is not TLS")
+	assert.False(t, called, "the handler must not run")
+}
