@@ -103,7 +103,9 @@ func (e *certstoreExtension) wrapTransport(base *http.Transport, policy *tls.Con
 	if dial == nil {
 		dial = (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext
 	}
-	creds := newClientCreds(e.cfg.Client.ServerNameOverride, e.clientSource(policy, protos), e.clientGuard)
+	// Read once: Shutdown clears e.clientGuard while this transport may still dial.
+	guard := e.clientGuard
+	creds := newClientCreds(e.cfg.Client.ServerNameOverride, e.clientSource(policy, protos), guard)
 	timeout := e.cfg.Client.HandshakeTimeout
 	t.TLSHandshakeTimeout = timeout
 	t.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -116,7 +118,7 @@ func (e *certstoreExtension) wrapTransport(base *http.Transport, policy *tls.Con
 		// and never answers would hold the request until the exporter's own timeout.
 		hctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
-		conn, err := watchClientConn(e.clientGuard, raw, func(raw net.Conn) (*tls.Conn, tls.ConnectionState, error) {
+		conn, err := watchClientConn(guard, raw, func(raw net.Conn) (*tls.Conn, tls.ConnectionState, error) {
 			conn := tls.Client(raw, cfg)
 			err := conn.HandshakeContext(hctx)
 			return conn, conn.ConnectionState(), err

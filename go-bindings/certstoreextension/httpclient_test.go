@@ -97,3 +97,58 @@ func TestHTTPClientMiddlewareAndServerTLSConfig(t *testing.T) {
 	_, err = wrap(context.Background(), http.NewFileTransport(http.Dir(t.TempDir())))
 	require.ErrorContains(t, err, "must be the last entry")
 }
+
+// A transport built before Shutdown may still dial after it: its dials use the guard it was
+// built with, never the extension's field that Shutdown clears (go test -race reports the
+// unsynchronized read otherwise).
+func TestHTTPClientDialDuringShutdown(t *testing.T) {
+	ca := newTestCA(t, "shutdown CA")
+	c, k, _ := ca.issue(t, "client", 24*time.Hour)
+	ext := startExtension(t, "dialshutdown", config(newCertDir(t, c, k, ca.pem), true), newStatusHost(), nil)
+	wrap, err := ext.GetHTTPRoundTripper(context.Background())
+	require.NoError(t, err)
+	rt, err := wrap(context.Background(), http.DefaultTransport.(*http.Transport).Clone())
+	require.NoError(t, err)
+	transport := rt.(*httpsOnly).next
+
+	// A server that accepts and hangs up: each dial reaches the handshake, then fails.
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = lis.Close() })
+	go func() {
+		for {
+			conn, err := lis.Accept()
+			if err != nil {
+				return
+			}
+			_ = conn.Close()
+		}
+	}()
+	stop := make(chan struct{})
+	dialed := make(chan struct{}, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			conn, err := transport.DialTLSContext(context.Background(), "tcp", lis.Addr().String())
+			if err == nil {
+				_ = conn.Close()
+			}
+			select {
+			case dialed <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	<-dialed
+	require.NoError(t, ext.Shutdown(context.Background()))
+	<-dialed
+	<-dialed
+	close(stop)
+	<-done
+}
