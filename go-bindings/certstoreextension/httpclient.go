@@ -23,7 +23,8 @@ var _ extensionmiddleware.HTTPClient = (*certstoreExtension)(nil)
 // last entry of the client's middlewares (the one that receives the transport itself). Of the
 // exporter's own tls: block, the policy (min_version, max_version, cipher_suites,
 // curve_preferences) applies together with the extension's (see mergePolicy; nothing in
-// common refuses the start); its files, CA and server name are not used, with a warning. A
+// common refuses the start); its files, CA and server name cannot apply: the collector does not
+// start with them (NotifyConfigSnapshot), and a host without that check gets a warning. A
 // request that is not https:// is refused: it would leave in plaintext while the
 // configuration says certstore's TLS.
 //
