@@ -193,17 +193,54 @@ func (g *ConnGuard) Watch(conn net.Conn, cs tls.ConnectionState) {
 	}
 }
 
-// Listener returns a listener serving TLS with cfg (e.g. from ServerTLSConfig of the same
-// Store) on the connections inner accepts, whose verified clients are watched. It returns
-// *tls.Conn, as tls.NewListener does, so net/http serves HTTP/2 through it as usual.
+// Listener returns a listener serving TLS with cfg on the connections inner accepts, whose
+// verified clients are watched. cfg must come from the same Store (ServerTLSConfig,
+// GRPCServerTLSConfig, ServerTLSConfigSNI): the guard checks the clients against that Store's
+// current client CAs, so a client verified by other CAs would be closed at the next trust
+// change. It returns *tls.Conn, as tls.NewListener does, so net/http serves HTTP/2 through it
+// as usual; sessions resume as with tls.NewListener.
 func (g *ConnGuard) Listener(inner net.Listener, cfg *tls.Config) net.Listener {
-	return &guardListener{Listener: inner, g: g, cfg: cfg}
+	// One outer config for the listener: crypto/tls encrypts session tickets with the keys of
+	// the config GetConfigForClient returns when it has explicit ones, else with the outer
+	// config's automatic keys, which a config per connection would renew every time.
+	outer := &tls.Config{GetConfigForClient: func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+		chosen := cfg
+		if cfg.GetConfigForClient != nil {
+			got, err := cfg.GetConfigForClient(hello)
+			if err != nil {
+				return nil, err
+			}
+			if got != nil {
+				chosen = got
+			}
+		}
+		conn, ok := hello.Conn.(*guardedConn) // what Accept handed to tls.Server
+		if !ok {
+			return chosen, nil
+		}
+		// VerifyConnection registers this connection with the chains crypto/tls verified
+		// (resumed sessions included). Should the handshake fail after it, the server closes
+		// the connection, which ends the watch.
+		chosen = chosen.Clone()
+		userVerify := chosen.VerifyConnection
+		chosen.VerifyConnection = func(cs tls.ConnectionState) error {
+			if userVerify != nil {
+				if err := userVerify(cs); err != nil {
+					return err
+				}
+			}
+			g.Watch(conn, cs)
+			return nil
+		}
+		return chosen, nil
+	}}
+	return &guardListener{Listener: inner, g: g, outer: outer}
 }
 
 type guardListener struct {
 	net.Listener
-	g   *ConnGuard
-	cfg *tls.Config
+	g     *ConnGuard
+	outer *tls.Config
 }
 
 func (l *guardListener) Accept() (net.Conn, error) {
@@ -211,35 +248,7 @@ func (l *guardListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	wrapped := l.g.Wrap(raw)
-	// A config per connection whose VerifyConnection registers this connection with the
-	// chains crypto/tls verified (resumed sessions included). Should the handshake fail after
-	// it, the server closes the connection, which ends the watch.
-	perConn := &tls.Config{GetConfigForClient: func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
-		cfg := l.cfg
-		if l.cfg.GetConfigForClient != nil {
-			got, err := l.cfg.GetConfigForClient(hello)
-			if err != nil {
-				return nil, err
-			}
-			if got != nil {
-				cfg = got
-			}
-		}
-		cfg = cfg.Clone()
-		userVerify := cfg.VerifyConnection
-		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
-			if userVerify != nil {
-				if err := userVerify(cs); err != nil {
-					return err
-				}
-			}
-			l.g.Watch(wrapped, cs)
-			return nil
-		}
-		return cfg, nil
-	}}
-	return tls.Server(wrapped, perConn), nil
+	return tls.Server(l.g.Wrap(raw), l.outer), nil
 }
 
 // chainsExpiry is when the last of the chains stops being valid.

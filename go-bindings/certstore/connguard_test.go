@@ -9,6 +9,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"sync"
@@ -315,5 +316,69 @@ func TestConnGuardWatchAfterTrustChange(t *testing.T) {
 	}
 	if got := revoked.list(); got[0].Reason != RevokedCARemoved {
 		t.Fatalf("revocations: %+v", got)
+	}
+}
+
+// resumptions dials ln three times with client (which keeps a session cache) and reports
+// whether each handshake resumed a session.
+func resumptions(t *testing.T, ln net.Listener, client *tls.Config) []bool {
+	t.Helper()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				tc := c.(*tls.Conn)
+				if tc.Handshake() != nil {
+					return
+				}
+				// The client reads this byte, so it has processed the session ticket sent
+				// before it.
+				_, _ = tc.Write([]byte("x"))
+				_, _ = io.Copy(io.Discard, tc)
+			}()
+		}
+	}()
+	var out []bool
+	for range 3 {
+		c, err := tls.Dial("tcp", ln.Addr().String(), client)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Read(make([]byte, 1)); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, c.ConnectionState().DidResume)
+		_ = c.Close()
+	}
+	return out
+}
+
+// Sessions resume through Listener as through tls.NewListener, for a config with automatic
+// session ticket keys as for ServerTLSConfig.
+func TestGuardListenerResumesSessions(t *testing.T) {
+	serverCA, clientCA := newCA(t, "server-ca"), newCA(t, "client-ca")
+	w := newAtomicWriter(t)
+	w.writeLeaf(serverCA.issue(t, kECDSA, "server"), clientCA.pem)
+	s := openT(t, w.options(true))
+	g := s.NewConnGuard(GuardOptions{})
+	defer g.Close()
+	plain := &tls.Config{Certificates: []tls.Certificate{serverCA.issue(t, kECDSA, "server").tlsCert(t)}}
+	for name, cfg := range map[string]*tls.Config{"plain": plain, "ServerTLSConfig": s.ServerTLSConfig(nil)} {
+		t.Run(name, func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			client := rootsClient(serverCA)
+			client.ClientSessionCache = tls.NewLRUClientSessionCache(8)
+			if got, want := fmt.Sprint(resumptions(t, g.Listener(ln, cfg), client)), "[false true true]"; got != want {
+				t.Errorf("resumed through the guard's listener: %s, want %s", got, want)
+			}
+		})
 	}
 }
