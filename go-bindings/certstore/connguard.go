@@ -54,9 +54,9 @@ type GuardOptions struct {
 // peer's chain at the handshake only; a connection then lives as long as the peer keeps it,
 // so a CA removed from the bundle, or a client certificate past its notAfter, would keep being
 // served. The guard re-checks each watched connection's verified chain against the Store's
-// current trust whenever that trust changes (a new CA bundle, the end of a CA overlap: nothing
-// is revoked before the overlap ends), and at the earliest notAfter among the watched chains
-// (one timer for all connections). A connection whose chain no longer verifies is closed
+// trust about 300 ms after that trust changes (a new CA bundle, the end of a CA overlap: nothing
+// is revoked before the overlap ends; see trustSettle), and at the earliest notAfter among
+// the watched chains (one timer for all connections). A connection whose chain no longer verifies is closed
 // (the underlying connection, so a blocked Read returns at once): an HTTP server drops it,
 // a gRPC server fails its RPCs with Unavailable, and the peer handshakes again with what it
 // has now. Peers whose chain still verifies are never touched; connections without verified
@@ -268,6 +268,13 @@ func chainsExpiry(chains [][]*x509.Certificate) time.Time {
 	return last
 }
 
+// trustSettle is how long the guard waits after a trust change before checking against the
+// trust current then: a CA bundle written in place (not by a rename) can be read half-way,
+// and the store then serves a valid bundle lacking a CA until the next read. Closing every
+// peer of that CA at once would end connections the final bundle still trusts. Short enough
+// that a real removal closes them within a second.
+var trustSettle = 300 * time.Millisecond
+
 func (g *ConnGuard) wakeUp() {
 	select {
 	case g.wake <- struct{}{}:
@@ -299,6 +306,19 @@ func (g *ConnGuard) run() {
 		case <-g.stop:
 			return
 		case <-g.wake:
+			settle := time.NewTimer(trustSettle)
+			select {
+			case <-g.stop:
+				settle.Stop()
+				return
+			case <-settle.C:
+			}
+			// check reads the trust current now: the wake-ups of the changes made meanwhile
+			// are answered by it.
+			select {
+			case <-g.wake:
+			default:
+			}
 		case <-g.timer.C:
 			g.mu.Lock()
 			g.nextAt = time.Time{}

@@ -382,3 +382,64 @@ func TestGuardListenerResumesSessions(t *testing.T) {
 		})
 	}
 }
+
+// A CA bundle written in place by a non-atomic writer can be read half-way: the store then
+// publishes a valid bundle that lacks a CA for a moment. Replaced by [new] and back to
+// [new, old] at once, the old CA's client keeps its connection; a real removal still closes
+// it.
+func TestConnGuardIgnoresTransientCARemoval(t *testing.T) {
+	serverCA, oldCA, newCA_ := newCA(t, "server-ca"), newCA(t, "client-ca-old"), newCA(t, "client-ca-new")
+	w := newAtomicWriter(t)
+	srvLeaf := serverCA.issue(t, kECDSA, "server")
+	w.writeLeaf(srvLeaf, append(append([]byte{}, newCA_.pem...), oldCA.pem...))
+	s := openT(t, w.options(true))
+	var revoked revocations
+	g := s.NewConnGuard(GuardOptions{OnRevoke: revoked.add})
+	defer g.Close()
+	addr := streamingServer(t, g, s.ServerTLSConfig(&tls.Config{
+		ClientAuth: tls.RequireAndVerifyClientCert,
+		NextProtos: []string{"h2"},
+	}))
+	oldStream := openStream(t, addr, clientWith(serverCA, oldCA.issue(t, kECDSA, "client-old"), t))
+	if g.Watched() != 1 {
+		t.Fatalf("watched %d connections, want 1", g.Watched())
+	}
+
+	// waitTrust polls until the store published a trust after seq, and returns its seq.
+	waitTrust := func(seq uint64) uint64 {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for s.current().trustSeq == seq {
+			if time.Now().After(deadline) {
+				t.Fatal("no new trust published in 10s")
+			}
+			time.Sleep(time.Millisecond)
+		}
+		return s.current().trustSeq
+	}
+	seq := s.current().trustSeq
+	w.writeLeaf(srvLeaf, newCA_.pem)
+	seq = waitTrust(seq)
+	transientFrom := time.Now()
+	w.writeLeaf(srvLeaf, append(append([]byte{}, newCA_.pem...), oldCA.pem...))
+	seq = waitTrust(seq)
+	transient := time.Since(transientFrom)
+	t.Logf("the one-CA bundle was served for %v", transient)
+	if transient >= trustSettle/2 {
+		t.Skipf("the transient bundle lasted %v on this machine, not well under the guard's settle (%v)", transient, trustSettle)
+	}
+	oldStream.assertAlive(t, "old-CA client after a transient bundle without its CA")
+	time.Sleep(2 * trustSettle) // the guard's check has run by now
+	oldStream.assertAlive(t, "old-CA client after the guard's check")
+	if n := len(revoked.list()); n != 0 {
+		t.Fatalf("%d connections revoked by a transient bundle", n)
+	}
+
+	removed := time.Now()
+	w.writeLeaf(srvLeaf, newCA_.pem)
+	oldStream.waitEnded(t, "old-CA client after its CA was removed")
+	t.Logf("closed %v after the CA bundle without its CA was written", time.Since(removed))
+	if got := revoked.wait(t, 1); len(got) != 1 || got[0].Reason != RevokedCARemoved {
+		t.Fatalf("revocations: %+v", got)
+	}
+}
