@@ -311,7 +311,9 @@ struct Registry {
     /// Why there is no inotify instance, and when it was last asked for.
     inotify_error: Option<(String, Instant)>,
     dirs: HashMap<PathBuf, Dir>,
-    by_wd: HashMap<i32, PathBuf>,
+    /// The paths watched through each descriptor: several when one directory is reachable by
+    /// several paths (a symlinked directory, a bind mount), each path keeping its own `Dir`.
+    by_wd: HashMap<i32, BTreeSet<PathBuf>>,
     stores: HashMap<StoreId, Entry>,
     /// Every timer set, by due time: a due timer costs a heap pop, not a scan of the stores.
     /// A timer reset or cleared since leaves a stale element, skipped when it pops.
@@ -768,7 +770,7 @@ impl Registry {
                 reason,
             });
         };
-        if self.dirs.len() >= WATCH_LIMIT.load(Ordering::SeqCst) {
+        if self.by_wd.len() >= WATCH_LIMIT.load(Ordering::SeqCst) {
             return Err(watch_error(
                 dir,
                 &std::io::Error::from_raw_os_error(libc::ENOSPC),
@@ -779,14 +781,9 @@ impl Registry {
         let identity = identity(dir)
             .ok_or_else(|| watch_error(dir, &std::io::Error::from_raw_os_error(libc::ENOENT)))?;
         let wd = sys::add_watch(fd, dir).map_err(|e| watch_error(dir, &e))?;
-        // Two paths to one directory (a symlinked directory) share its watch descriptor.
-        if let Some(previous) = self.by_wd.insert(wd, dir.to_path_buf())
-            && previous != dir
-            && let Some(old) = self.dirs.remove(&previous)
-        {
-            self.dirs.insert(dir.to_path_buf(), old);
-            return Ok(());
-        }
+        // Two paths to one directory share its watch descriptor: each path is registered under
+        // it, so neither registration undoes the other.
+        self.by_wd.entry(wd).or_default().insert(dir.to_path_buf());
         self.dirs.insert(
             dir.to_path_buf(),
             Dir {
@@ -811,9 +808,16 @@ impl Registry {
         if d.names.is_empty() {
             let wd = d.wd;
             self.dirs.remove(dir);
-            self.by_wd.remove(&wd);
-            if let Some(fd) = self.inotify.as_ref() {
-                sys::rm_watch(fd, wd);
+            let Some(paths) = self.by_wd.get_mut(&wd) else {
+                return;
+            };
+            paths.remove(dir);
+            // Another path to the same directory still needs the watch.
+            if paths.is_empty() {
+                self.by_wd.remove(&wd);
+                if let Some(fd) = self.inotify.as_ref() {
+                    sys::rm_watch(fd, wd);
+                }
             }
         }
     }
@@ -821,22 +825,24 @@ impl Registry {
     /// Forgets a directory whose watch died (deleted, moved away): the stores that watched it
     /// re-add what they need after their next reload. Returns those stores.
     fn drop_dir(&mut self, wd: i32) -> Vec<StoreId> {
-        let Some(path) = self.by_wd.remove(&wd) else {
-            return Vec::new();
-        };
-        let Some(dir) = self.dirs.remove(&path) else {
+        let Some(paths) = self.by_wd.remove(&wd) else {
             return Vec::new();
         };
         if let Some(fd) = self.inotify.as_ref() {
             sys::rm_watch(fd, wd);
         }
         let mut ids = BTreeSet::new();
-        for (name, stores) in dir.names {
-            for id in stores {
-                if let Some(entry) = self.stores.get_mut(&id) {
-                    entry.points.remove(&(path.clone(), name.clone()));
+        for path in paths {
+            let Some(dir) = self.dirs.remove(&path) else {
+                continue;
+            };
+            for (name, stores) in dir.names {
+                for id in stores {
+                    if let Some(entry) = self.stores.get_mut(&id) {
+                        entry.points.remove(&(path.clone(), name.clone()));
+                    }
+                    ids.insert(id);
                 }
-                ids.insert(id);
             }
         }
         ids.into_iter().collect()
@@ -990,18 +996,21 @@ fn route_events(engine: &Engine, events: &[sys::RawEvent<'_>]) -> Vec<(Arc<Job>,
             }
             continue;
         }
-        let (Some(name), Some(dir_path)) = (event.name, registry.by_wd.get(&event.wd).cloned())
-        else {
+        let (Some(name), Some(paths)) = (event.name, registry.by_wd.get(&event.wd)) else {
             continue;
         };
-        let Some(ids) = registry
-            .dirs
-            .get(&dir_path)
-            .and_then(|d| d.names.get(name))
-            .cloned()
-        else {
+        let ids: BTreeSet<StoreId> = paths
+            .iter()
+            .filter_map(|path| registry.dirs.get(path)?.names.get(name))
+            .flatten()
+            .copied()
+            .collect();
+        let Some(dir_path) = paths.first().cloned() else {
             continue;
         };
+        if ids.is_empty() {
+            continue;
+        }
         let created_file = event.mask & libc::IN_CREATE != 0 && event.mask & libc::IN_ISDIR == 0;
         if created_file && !complete_on_creation(&dir_path.join(name)) {
             // Being written: IN_CLOSE_WRITE will follow (or, if it never does, the settle
