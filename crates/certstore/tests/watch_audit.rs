@@ -162,6 +162,68 @@ fn ancestor_swap_is_found_by_the_reread_audit_and_reported() {
 }
 
 #[test]
+fn a_dead_watch_found_by_another_store_is_reported_by_each_store_that_used_it() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().canonicalize().unwrap();
+    let certs = app_layout(&root, &leaf());
+    let first = open(&certs, None);
+    let first_repairs = repairs_of(&first);
+    settle(&first);
+
+    let swapped = leaf();
+    swap_app(&root, &swapped);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_ne!(
+        first.current().serial_hex(),
+        swapped.serial_hex,
+        "no event announced the swap"
+    );
+    // Its registration finds the first store's watch dead.
+    let second = open(&certs, None);
+    let second_repairs = repairs_of(&second);
+    assert!(serves(&first, &swapped));
+    assert!(wait_for(PATIENCE, || first.status().watch_repairs == 1));
+    assert!(wait_for(PATIENCE, || !first_repairs
+        .lock()
+        .unwrap()
+        .is_empty()));
+    assert_eq!(
+        first_repairs.lock().unwrap().first().map(|(p, _)| p.clone()),
+        Some(certs.clone()),
+        "the repair names the dead directory"
+    );
+    let next = leaf();
+    put_pair(&certs, &next);
+    assert!(serves(&first, &next) && serves(&second, &next));
+    assert_eq!(first.status().watch_repairs, 1, "reported once");
+    assert_eq!(first_repairs.lock().unwrap().len(), 1);
+    assert_eq!(
+        second.status().watch_repairs,
+        0,
+        "the new store never used the dead watch"
+    );
+    assert!(second_repairs.lock().unwrap().is_empty());
+}
+
+#[test]
+fn an_explicit_reload_that_finds_a_dead_watch_reports_it() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().canonicalize().unwrap();
+    let certs = app_layout(&root, &leaf());
+    let store = open(&certs, None);
+    let repairs = repairs_of(&store);
+    settle(&store);
+
+    swap_app(&root, &leaf());
+    store.reload().unwrap();
+    assert!(wait_for(PATIENCE, || !repairs.lock().unwrap().is_empty()));
+    assert_eq!(repairs.lock().unwrap().clone(), vec![(certs.clone(), 2)]);
+    assert_eq!(store.status().watch_repairs, 1);
+}
+
+#[test]
 fn a_repointed_symlink_in_a_watched_directory_sees_a_change_made_while_it_was_read() {
     let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();

@@ -15,10 +15,10 @@
 //!
 //! Never silently stale: a watch can die without an event (an ancestor directory replaced, the
 //! kernel's queue overflowing). Every reload checks that each watched directory is the one
-//! watched (device + inode recorded when the watch was added) and re-adds it if not; an
-//! overflow re-adds every watch; a newly registered name is read once more. The re-read timer
-//! audits the rest: a generation it finds that no event announced rebuilds the store's watches
-//! and is reported as a repair.
+//! watched (device + inode recorded when the watch was added) and re-adds it if not, reported
+//! as a repair to every store that used it; an overflow re-adds every watch; a newly
+//! registered name is read once more. The re-read timer audits the rest: a generation it finds
+//! that no event announced rebuilds the store's watches and is reported as a repair.
 
 mod paths;
 #[allow(unsafe_code)] // the system calls; every block carries its SAFETY comment
@@ -82,8 +82,8 @@ pub(crate) enum WatchChange {
     Degraded(Arc<Error>),
     /// Every watch point is watched again.
     Restored,
-    /// A re-read found a generation no event announced; the watches were rebuilt, this
-    /// directory among them.
+    /// A watch was found dead (a watched path names another directory), or a re-read found a
+    /// generation no event announced; the watches were rebuilt, this directory among them.
     Repaired(PathBuf),
 }
 
@@ -321,6 +321,9 @@ struct Registry {
     /// Stores that shared a dead watch found while registering another store's points: to be
     /// read again (they re-add the watch).
     rescan: Vec<Arc<Job>>,
+    /// Stores whose watch was found dead, with the directory: to be reported as repaired once
+    /// the registry lock is released.
+    repaired: Vec<(Arc<Job>, PathBuf)>,
 }
 
 pub(crate) struct Engine {
@@ -427,7 +430,15 @@ impl Engine {
         if watch {
             registry.update_points(id);
         }
+        let repaired = std::mem::take(&mut registry.repaired);
+        let rescan: Vec<_> = registry
+            .rescan
+            .drain(..)
+            .map(|job| (job, Trigger::Rescan))
+            .collect();
         drop(registry);
+        report_repairs(repaired);
+        self.dispatch_all(rescan);
         if watch {
             self.dispatch(&job, Trigger::Start);
         }
@@ -513,15 +524,13 @@ impl Engine {
         // The watch thread sleeps until the earliest timer it saw: wake it only if that moved.
         let wake = registry.earliest() != earliest;
         rescan.extend(registry.rescan.drain(..).map(|job| (job, Trigger::Rescan)));
+        let mut repaired = std::mem::take(&mut registry.repaired);
         drop(registry);
         if repair {
             let path = update.readded.first().cloned().unwrap_or_default();
-            tracing::warn!(
-                path = %path.display(),
-                "certstore: a re-read found a change no inotify event announced; watches rebuilt"
-            );
-            job.store.watch_changed(WatchChange::Repaired(path));
+            repaired.insert(0, (Arc::clone(&job), path));
         }
+        report_repairs(repaired);
         // A name registered only now may have changed before its watch existed: read once
         // more (unchanged files cost a read and a hash compare; the set then stays the same).
         if update.added {
@@ -531,6 +540,18 @@ impl Engine {
         if wake {
             sys::wake(&self.wake);
         }
+    }
+}
+
+/// Reports each store's repaired watch (records status and queues an event: no user code).
+fn report_repairs(repaired: Vec<(Arc<Job>, PathBuf)>) {
+    for (job, dir) in repaired {
+        tracing::warn!(
+            dir = %dir.display(),
+            "certstore: a watch had died without an event (or a re-read found a change no event \
+             announced); watches rebuilt"
+        );
+        job.store.watch_changed(WatchChange::Repaired(dir));
     }
 }
 
@@ -595,12 +616,15 @@ impl Registry {
                     && identity(dir) != Some(d.identity)
                 {
                     // Moved away without an event (an ancestor was replaced) or gone.
-                    tracing::debug!(dir = %dir.display(), "certstore: re-adding a dead watch");
                     let wd = d.wd;
-                    for other in self.drop_dir(wd) {
-                        if other != id
-                            && let Some(e) = self.stores.get(&other)
-                        {
+                    for user in self.drop_dir(wd) {
+                        let Some(e) = self.stores.get(&user) else {
+                            continue;
+                        };
+                        // Every store that used the watch was deaf through it, whatever the
+                        // reload that found it reads.
+                        self.repaired.push((Arc::clone(&e.job), dir.to_path_buf()));
+                        if user != id {
                             // They re-add it at their reload.
                             self.rescan.push(Arc::clone(&e.job));
                         }
@@ -670,11 +694,20 @@ impl Registry {
         let mut dead = Vec::new();
         for dir in &dirs {
             if let Some(d) = self.dirs.get(dir) {
-                if identity(dir) != Some(d.identity) {
-                    dead.push(dir.clone());
-                }
+                let is_dead = identity(dir) != Some(d.identity);
                 let wd = d.wd;
-                others.extend(self.drop_dir(wd));
+                let users = self.drop_dir(wd);
+                if is_dead {
+                    dead.push(dir.clone());
+                    // The audited store reports its own repair; the others shared the dead
+                    // watch.
+                    for user in users.iter().filter(|user| **user != id) {
+                        if let Some(e) = self.stores.get(user) {
+                            self.repaired.push((Arc::clone(&e.job), dir.clone()));
+                        }
+                    }
+                }
+                others.extend(users);
             }
         }
         let mut update = self.update_points(id);
