@@ -224,6 +224,49 @@ fn an_explicit_reload_that_finds_a_dead_watch_reports_it() {
 }
 
 #[test]
+fn announced_rotations_under_load_are_never_counted_as_repairs() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().canonicalize().unwrap();
+    let pairs: Vec<Pair> = (0..4).map(|_| leaf()).collect();
+    put_pair(&dir, &pairs[0]);
+    // A re-read at every turn: each can race the watch thread to a rotation's files.
+    let store = open(&dir, Some(Duration::from_millis(1)));
+    let repairs = repairs_of(&store);
+    settle(&store);
+    // Busy threads keep the watch thread from reading its events at once.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let hogs: Vec<_> = (0..2 * std::thread::available_parallelism().map_or(2, |n| n.get()))
+        .map(|_| {
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let mut x = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(1));
+                }
+            })
+        })
+        .collect();
+    for i in 0..300 {
+        put_pair(&dir, &pairs[i % 3 + 1]);
+        std::thread::sleep(Duration::from_millis(3));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for hog in hogs {
+        hog.join().unwrap();
+    }
+    let last = &pairs[299 % 3 + 1];
+    assert!(serves(&store, last));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        (store.status().watch_repairs, repairs.lock().unwrap().len()),
+        (0, 0),
+        "every rotation was announced by an event (generation {})",
+        store.generation()
+    );
+}
+
+#[test]
 fn a_repointed_symlink_in_a_watched_directory_sees_a_change_made_while_it_was_read() {
     let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();

@@ -244,9 +244,8 @@ impl Job {
         true
     }
 
-    /// Runs the pending reload (on a worker); `true` when another one became pending meanwhile
-    /// and the job must be queued again.
-    fn run_pending(&self, engine: &Engine) -> bool {
+    /// Runs the pending reload (on a worker). Pair with [`Job::finish`], also after a panic.
+    fn run_pending(&self, engine: &Engine) {
         let (trigger, announced) = {
             let mut job = lock(&self.state);
             job.queued = false;
@@ -255,10 +254,21 @@ impl Job {
         };
         if let Some(trigger) = trigger {
             let reloaded = self.store.reload(trigger);
-            // An event routed while the files were read announced what the read found.
-            let audit = trigger == Trigger::Timer && !announced && !lock(&self.state).announced;
-            engine.after_reload(self.id, reloaded, trigger, audit);
+            // An event routed while the files were read announced what the read found; so
+            // does one still queued in the kernel (a busy watch thread has not read it yet).
+            let announced = announced
+                || lock(&self.state).announced
+                || (trigger == Trigger::Timer && reloaded.rotated && {
+                    engine.route_queued_events();
+                    lock(&self.state).announced
+                });
+            engine.after_reload(self.id, reloaded, trigger, announced);
         }
+    }
+
+    /// Ends a run; `true` when another reload became pending meanwhile and the job must be
+    /// queued again.
+    fn finish(&self) -> bool {
         let mut job = lock(&self.state);
         job.running = false;
         if job.trigger.is_some() && !job.queued {
@@ -328,6 +338,9 @@ struct Registry {
 
 pub(crate) struct Engine {
     registry: Mutex<Registry>,
+    /// Held while inotify is read and what was read routed, by the watch thread or by a
+    /// worker that must know no event is left unrouted: events are routed in order.
+    reading: Mutex<Box<sys::EventBuffer>>,
     wake: OwnedFd,
     jobs: Mutex<VecDeque<Arc<Job>>>,
     jobs_ready: Condvar,
@@ -349,6 +362,7 @@ impl Engine {
         }
         let engine = Arc::new(Engine {
             registry: Mutex::new(registry),
+            reading: Mutex::new(Box::new(sys::EventBuffer([0; 64 * 1024]))),
             wake,
             jobs: Mutex::new(VecDeque::new()),
             jobs_ready: Condvar::new(),
@@ -457,6 +471,21 @@ impl Engine {
         lock(&self.jobs).retain(|job| job.id != id);
     }
 
+    /// Reads what inotify has queued and routes it now, as the watch thread would once it gets
+    /// to it: for a worker about to call a generation unannounced.
+    fn route_queued_events(&self) {
+        let mut buf = lock(&self.reading);
+        if LOST_EVENTS.load(Ordering::SeqCst) != EVENTS_DELIVERED {
+            return;
+        }
+        let Some(fd) = lock(&self.registry).inotify.as_ref().map(AsRawFd::as_raw_fd) else {
+            return;
+        };
+        let events = sys::read_events(fd, &mut buf);
+        let due = route_events(self, &events);
+        self.dispatch_all(due);
+    }
+
     /// Queues a reload, merging it with one already queued or running.
     fn dispatch(&self, job: &Arc<Job>, trigger: Trigger) {
         if job.mark_pending(trigger) {
@@ -472,15 +501,18 @@ impl Engine {
     }
 
     /// Applies what a reload of `id` found: the timers it asks for, and the watch points of
-    /// the symlink chain as it is now, each checked to be the directory it was. `audit`: only
-    /// the re-read timer asked for this reload; a new generation then means a watch missed it.
+    /// the symlink chain as it is now, each checked to be the directory it was. `announced`:
+    /// something other than the re-read timer asked for this reload (an event, a retry, an
+    /// explicit call); a timer's reload nothing announced is an audit, where a new generation
+    /// means a watch missed it.
     pub(crate) fn after_reload(
         &self,
         id: StoreId,
         reloaded: Reloaded,
         trigger: Trigger,
-        audit: bool,
+        announced: bool,
     ) {
+        let audit = trigger == Trigger::Timer && !announced;
         let mut registry = lock(&self.registry);
         let Some(entry) = registry.stores.get_mut(&id) else {
             return;
@@ -511,7 +543,7 @@ impl Engine {
                 let (repaired, others) = registry.rebuild(id);
                 update = repaired;
                 rescan = others;
-            } else if matches!(trigger, Trigger::Timer | Trigger::Explicit)
+            } else if (audit || trigger == Trigger::Explicit)
                 && !reloaded.rotated
                 && registry.intact(id)
             {
@@ -883,9 +915,8 @@ impl Registry {
 }
 
 fn watch_loop(engine: &Engine) {
-    let mut buf = Box::new(sys::EventBuffer([0; 64 * 1024]));
     while !engine.stopping.load(Ordering::SeqCst) {
-        if catch_unwind(AssertUnwindSafe(|| watch_step(engine, &mut buf))).is_err() {
+        if catch_unwind(AssertUnwindSafe(|| watch_step(engine))).is_err() {
             tracing::error!("certstore: watch thread panicked; watching on");
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -893,7 +924,7 @@ fn watch_loop(engine: &Engine) {
 }
 
 /// Waits for inotify events, a wake-up or the next timer, and dispatches what is due.
-fn watch_step(engine: &Engine, buf: &mut sys::EventBuffer) {
+fn watch_step(engine: &Engine) {
     let _ = LOST_EVENTS.compare_exchange(
         EVENTS_LOSS_ASKED,
         EVENTS_LOST,
@@ -929,6 +960,8 @@ fn watch_step(engine: &Engine, buf: &mut sys::EventBuffer) {
     if let Some(fd) = inotify_fd
         && (events_ready || LOST_EVENTS.load(Ordering::SeqCst) == EVENTS_OVERFLOWED)
     {
+        let mut buf = lock(&engine.reading);
+        let buf = &mut **buf;
         let events = match LOST_EVENTS.load(Ordering::SeqCst) {
             EVENTS_LOST => {
                 sys::read_events(fd, buf);
@@ -1049,9 +1082,12 @@ fn route_events(engine: &Engine, events: &[sys::RawEvent<'_>]) -> Vec<(Arc<Job>,
             // Being written: IN_CLOSE_WRITE will follow (or, if it never does, the settle
             // timer reads it).
             for id in ids {
-                if let Some(entry) = registry.stores.get_mut(&id)
-                    && entry.timers.settle.is_none()
-                {
+                let Some(entry) = registry.stores.get_mut(&id) else {
+                    continue;
+                };
+                // What the file becomes is announced, even to a re-read meanwhile.
+                lock(&entry.job.state).announced = true;
+                if entry.timers.settle.is_none() {
                     entry.timers.settle = Some(now + CREATE_SETTLE);
                     registry.arm(id, Some(now + CREATE_SETTLE));
                 }
@@ -1096,8 +1132,11 @@ fn worker_loop(engine: &Engine) {
                     .unwrap_or_else(PoisonError::into_inner);
             }
         };
-        let again = catch_unwind(AssertUnwindSafe(|| job.run_pending(engine)));
-        if again.unwrap_or(false) {
+        if catch_unwind(AssertUnwindSafe(|| job.run_pending(engine))).is_err() {
+            tracing::error!("certstore: a reload panicked; the store reloads on its next trigger");
+        }
+        // Also after a panic: a job left running would never be queued again.
+        if job.finish() {
             lock(&engine.jobs).push_back(job);
             engine.jobs_ready.notify_one();
         }
