@@ -267,6 +267,24 @@ fn announced_rotations_under_load_are_never_counted_as_repairs() {
 }
 
 #[test]
+fn simulated_event_loss_without_a_store_open_does_not_deafen_the_next_engine() {
+    let _serial = serial();
+    // No store of this binary is open here: the engine is stopped.
+    simulate_lost_events(true);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().canonicalize().unwrap();
+    put_pair(&dir, &leaf());
+    let store = open(&dir, None);
+    settle(&store);
+    let next = leaf();
+    put_pair(&dir, &next);
+    assert!(
+        serves(&store, &next),
+        "the rotation's events are delivered"
+    );
+}
+
+#[test]
 fn a_repointed_symlink_in_a_watched_directory_sees_a_change_made_while_it_was_read() {
     let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();

@@ -138,7 +138,8 @@ const EVENTS_OVERFLOWED: u8 = 3;
 /// Makes the engine lose inotify events as when the kernel's queue overflows: once
 /// `simulate_lost_events(true)` returns, the watch thread discards what it reads; after
 /// `simulate_lost_events(false)` it discards what is still queued and then handles an
-/// `IN_Q_OVERFLOW`, as the kernel reports one once it has dropped events. For tests.
+/// `IN_Q_OVERFLOW`, as the kernel reports one once it has dropped events. No effect while no
+/// store is open (there are no events to lose). For tests.
 #[doc(hidden)]
 pub fn simulate_lost_events(lose: bool) {
     let state = if lose {
@@ -146,15 +147,18 @@ pub fn simulate_lost_events(lose: bool) {
     } else {
         EVENTS_OVERFLOWED
     };
+    // Under the global lock, so that the engine is not stopped meanwhile (a new one starts
+    // with events delivered).
+    let global = lock(&GLOBAL);
+    let Some(engine) = global.engine.as_ref() else {
+        return;
+    };
     LOST_EVENTS.store(state, Ordering::SeqCst);
-    let engine = lock(&GLOBAL).engine.clone();
-    if let Some(engine) = engine {
-        sys::wake(&engine.wake);
-        // The watch thread acknowledges at the start of a step, so no read it began earlier
-        // delivers what happens from now on.
-        while lose && LOST_EVENTS.load(Ordering::SeqCst) == EVENTS_LOSS_ASKED {
-            std::thread::sleep(Duration::from_millis(1));
-        }
+    sys::wake(&engine.wake);
+    // The watch thread acknowledges at the start of a step, so no read it began earlier
+    // delivers what happens from now on.
+    while lose && LOST_EVENTS.load(Ordering::SeqCst) == EVENTS_LOSS_ASKED {
+        std::thread::sleep(Duration::from_millis(1));
     }
 }
 
@@ -351,6 +355,8 @@ pub(crate) struct Engine {
 
 impl Engine {
     fn start() -> Result<Arc<Engine>, Error> {
+        // Events lost by a previous engine do not concern this one.
+        LOST_EVENTS.store(EVENTS_DELIVERED, Ordering::SeqCst);
         let resource = |what: &str, e: std::io::Error| Error::Resource(format!("{what}: {e}"));
         let wake = sys::eventfd().map_err(|e| resource("cannot create an eventfd", e))?;
         let notifier = Notifier::start()
