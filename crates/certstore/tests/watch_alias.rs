@@ -90,10 +90,7 @@ fn a_bind_mounted_directory_does_not_reload_in_a_loop() {
     let (a, b) = (root.join("a"), root.join("b"));
     std::fs::create_dir_all(&a).unwrap();
     std::fs::create_dir_all(&b).unwrap();
-    let mounted = Command::new("mount")
-        .arg("--bind")
-        .args([&a, &b])
-        .output();
+    let mounted = Command::new("mount").arg("--bind").args([&a, &b]).output();
     let _mount = match mounted {
         Ok(out) if out.status.success() => BindMount(b.clone()),
         Ok(out) => {

@@ -189,7 +189,11 @@ fn a_dead_watch_found_by_another_store_is_reported_by_each_store_that_used_it() 
         .unwrap()
         .is_empty()));
     assert_eq!(
-        first_repairs.lock().unwrap().first().map(|(p, _)| p.clone()),
+        first_repairs
+            .lock()
+            .unwrap()
+            .first()
+            .map(|(p, _)| p.clone()),
         Some(certs.clone()),
         "the repair names the dead directory"
     );
@@ -278,10 +282,7 @@ fn simulated_event_loss_without_a_store_open_does_not_deafen_the_next_engine() {
     settle(&store);
     let next = leaf();
     put_pair(&dir, &next);
-    assert!(
-        serves(&store, &next),
-        "the rotation's events are delivered"
-    );
+    assert!(serves(&store, &next), "the rotation's events are delivered");
 }
 
 #[test]

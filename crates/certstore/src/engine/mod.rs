@@ -335,9 +335,9 @@ struct Registry {
     /// Stores that shared a dead watch found while registering another store's points: to be
     /// read again (they re-add the watch).
     rescan: Vec<Arc<Job>>,
-    /// Stores whose watch was found dead, with the directory: to be reported as repaired once
-    /// the registry lock is released.
-    repaired: Vec<(Arc<Job>, PathBuf)>,
+    /// Changes in how stores are watched (degraded, restored, a dead watch repaired): logged
+    /// and reported once the registry lock is released (a tracing subscriber is user code).
+    changes: Vec<(Arc<Job>, WatchChange)>,
 }
 
 pub(crate) struct Engine {
@@ -450,14 +450,14 @@ impl Engine {
         if watch {
             registry.update_points(id);
         }
-        let repaired = std::mem::take(&mut registry.repaired);
+        let changes = std::mem::take(&mut registry.changes);
         let rescan: Vec<_> = registry
             .rescan
             .drain(..)
             .map(|job| (job, Trigger::Rescan))
             .collect();
         drop(registry);
-        report_repairs(repaired);
+        report_changes(changes);
         self.dispatch_all(rescan);
         if watch {
             self.dispatch(&job, Trigger::Start);
@@ -484,7 +484,11 @@ impl Engine {
         if LOST_EVENTS.load(Ordering::SeqCst) != EVENTS_DELIVERED {
             return;
         }
-        let Some(fd) = lock(&self.registry).inotify.as_ref().map(AsRawFd::as_raw_fd) else {
+        let Some(fd) = lock(&self.registry)
+            .inotify
+            .as_ref()
+            .map(AsRawFd::as_raw_fd)
+        else {
             return;
         };
         let events = sys::read_events(fd, &mut buf);
@@ -523,6 +527,7 @@ impl Engine {
         let Some(entry) = registry.stores.get_mut(&id) else {
             return;
         };
+        let armed = [entry.timers.retry, entry.timers.reread];
         if !reloaded.schedule.keep_retry {
             entry.timers.retry = reloaded.schedule.retry_at;
         }
@@ -539,8 +544,12 @@ impl Engine {
             Arc::clone(&entry.job),
         );
         let earliest = registry.earliest();
-        for at in timers {
-            registry.arm(id, at);
+        // A timer left as it was is in the heap already: pushing it again would only add a
+        // stale element per reload.
+        for (at, was) in timers.into_iter().zip(armed) {
+            if at != was {
+                registry.arm(id, at);
+            }
         }
         let mut rescan: Vec<(Arc<Job>, Trigger)> = Vec::new();
         let mut update = Update::default();
@@ -562,13 +571,13 @@ impl Engine {
         // The watch thread sleeps until the earliest timer it saw: wake it only if that moved.
         let wake = registry.earliest() != earliest;
         rescan.extend(registry.rescan.drain(..).map(|job| (job, Trigger::Rescan)));
-        let mut repaired = std::mem::take(&mut registry.repaired);
+        let mut changes = std::mem::take(&mut registry.changes);
         drop(registry);
         if repair {
             let path = update.readded.first().cloned().unwrap_or_default();
-            repaired.insert(0, (Arc::clone(&job), path));
+            changes.insert(0, (Arc::clone(&job), WatchChange::Repaired(path)));
         }
-        report_repairs(repaired);
+        report_changes(changes);
         // A name registered only now may have changed before its watch existed: read once
         // more (unchanged files cost a read and a hash compare; the set then stays the same).
         if update.added {
@@ -581,15 +590,22 @@ impl Engine {
     }
 }
 
-/// Reports each store's repaired watch (records status and queues an event: no user code).
-fn report_repairs(repaired: Vec<(Arc<Job>, PathBuf)>) {
-    for (job, dir) in repaired {
-        tracing::warn!(
-            dir = %dir.display(),
-            "certstore: a watch had died without an event (or a re-read found a change no event \
-             announced); watches rebuilt"
-        );
-        job.store.watch_changed(WatchChange::Repaired(dir));
+/// Logs and reports changes in how stores are watched. Outside the registry lock.
+fn report_changes(changes: Vec<(Arc<Job>, WatchChange)>) {
+    for (job, change) in changes {
+        match &change {
+            WatchChange::Degraded(error) => {
+                tracing::warn!(error = %error, "certstore: watch degraded");
+            }
+            WatchChange::Restored => tracing::info!("certstore: watch restored"),
+            WatchChange::Repaired(dir) => tracing::warn!(
+                dir = %dir.display(),
+                "certstore: a watch had died without an event (or a re-read found a change no \
+                 event announced); watches rebuilt"
+            ),
+        }
+        // Records status and queues an event: no user code runs here.
+        job.store.watch_changed(change);
     }
 }
 
@@ -661,7 +677,8 @@ impl Registry {
                         };
                         // Every store that used the watch was deaf through it, whatever the
                         // reload that found it reads.
-                        self.repaired.push((Arc::clone(&e.job), dir.to_path_buf()));
+                        self.changes
+                            .push((Arc::clone(&e.job), WatchChange::Repaired(dir.to_path_buf())));
                         if user != id {
                             // They re-add it at their reload.
                             self.rescan.push(Arc::clone(&e.job));
@@ -698,12 +715,10 @@ impl Registry {
         entry.points = registered;
         let change = match (&entry.degraded, failure) {
             (None, Some(error)) => {
-                tracing::warn!(error = %error, "certstore: watch degraded");
                 entry.degraded = Some(Arc::clone(&error));
                 Some(WatchChange::Degraded(error))
             }
             (Some(_), None) => {
-                tracing::info!("certstore: watch restored");
                 entry.degraded = None;
                 Some(WatchChange::Restored)
             }
@@ -712,8 +727,7 @@ impl Registry {
         if let Some(change) = change {
             entry.rearm_reread();
             let at = entry.timers.reread;
-            // Records status and queues an event: no user code runs here.
-            job.store.watch_changed(change);
+            self.changes.push((job, change));
             self.arm(id, at);
         }
         update
@@ -741,7 +755,8 @@ impl Registry {
                     // watch.
                     for user in users.iter().filter(|user| **user != id) {
                         if let Some(e) = self.stores.get(user) {
-                            self.repaired.push((Arc::clone(&e.job), dir.clone()));
+                            self.changes
+                                .push((Arc::clone(&e.job), WatchChange::Repaired(dir.clone())));
                         }
                     }
                 }
@@ -1049,12 +1064,13 @@ fn retry_instance(registry: &mut Registry) {
 fn route_events(engine: &Engine, events: &[sys::RawEvent<'_>]) -> Vec<(Arc<Job>, Trigger)> {
     let mut registry = lock(&engine.registry);
     let mut due: HashMap<StoreId, Trigger> = HashMap::new();
+    let mut overflowed = false;
     let now = Instant::now();
     for event in events {
         if event.mask & libc::IN_Q_OVERFLOW != 0 {
             // Events were lost, perhaps a directory's death: every watch is added again and
             // every store reads to be sure.
-            tracing::warn!("certstore: inotify event queue overflowed; re-adding every watch");
+            overflowed = true;
             registry.rebuild_all();
             registry.rescan.clear();
             for id in registry.stores.keys() {
@@ -1104,13 +1120,21 @@ fn route_events(engine: &Engine, events: &[sys::RawEvent<'_>]) -> Vec<(Arc<Job>,
             due.entry(id).or_insert(Trigger::Watch);
         }
     }
-    due.into_iter()
+    let due = due
+        .into_iter()
         .filter_map(|(id, trigger)| {
             let entry = registry.stores.get_mut(&id)?;
             entry.timers.settle = None;
             Some((Arc::clone(&entry.job), trigger))
         })
-        .collect()
+        .collect();
+    let changes = std::mem::take(&mut registry.changes);
+    drop(registry);
+    if overflowed {
+        tracing::warn!("certstore: inotify event queue overflowed; re-adding every watch");
+    }
+    report_changes(changes);
+    due
 }
 
 /// Whether a just-created name is complete already: a symlink, or a file with several links
@@ -1146,5 +1170,137 @@ fn worker_loop(engine: &Engine) {
             lock(&engine.jobs).push_back(job);
             engine.jobs_ready.notify_one();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicU64;
+
+    /// A store that reads nothing: it counts its reloads, panics in the first one if asked,
+    /// and names one of two certificate paths.
+    struct Fake {
+        paths: [PathBuf; 2],
+        second: AtomicBool,
+        reloads: AtomicU64,
+        panic_once: AtomicBool,
+    }
+
+    impl Fake {
+        fn new(dir: &Path, panic_once: bool) -> Arc<Fake> {
+            Arc::new(Fake {
+                paths: [dir.join("one/tls.crt"), dir.join("two/tls.crt")],
+                second: AtomicBool::new(false),
+                reloads: AtomicU64::new(0),
+                panic_once: AtomicBool::new(panic_once),
+            })
+        }
+    }
+
+    impl Watched for Fake {
+        fn paths(&self) -> [Option<&Path>; 3] {
+            let which = usize::from(self.second.load(Ordering::SeqCst));
+            [Some(self.paths[which].as_path()), None, None]
+        }
+        fn watches(&self) -> bool {
+            true
+        }
+        fn reread_interval(&self) -> Option<Duration> {
+            Some(Duration::from_secs(3600))
+        }
+        fn reload(&self, _: Trigger) -> Reloaded {
+            self.reloads.fetch_add(1, Ordering::SeqCst);
+            if self.panic_once.swap(false, Ordering::SeqCst) {
+                panic!("a reload panics");
+            }
+            Reloaded::default()
+        }
+        fn watch_changed(&self, _: WatchChange) {}
+    }
+
+    /// Ids far from the stores' own counter.
+    static NEXT_ID: AtomicU64 = AtomicU64::new(u64::MAX / 2);
+
+    /// Runs `test` with the engine and a registered fake store, whose first reload is done.
+    fn with_fake(panic_once: bool, test: impl FnOnce(&Engine, StoreId, &Fake)) {
+        let tmp = tempfile::tempdir().unwrap();
+        for sub in ["one", "two"] {
+            std::fs::create_dir(tmp.path().join(sub)).unwrap();
+        }
+        let fake = Fake::new(tmp.path(), panic_once);
+        let engine = acquire().unwrap();
+        let id = NEXT_ID.fetch_add(1, Ordering::SeqCst);
+        engine.register(id, Arc::clone(&fake) as Arc<dyn Watched>);
+        let idle = || {
+            let registry = lock(&engine.registry);
+            let job = lock(&registry.stores[&id].job.state);
+            !job.queued && !job.running
+        };
+        for _ in 0..15_000 {
+            if fake.reloads.load(Ordering::SeqCst) > 0 && idle() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        test(&engine, id, &fake);
+        engine.unregister(id);
+        drop(engine);
+        release();
+    }
+
+    #[test]
+    fn a_timer_reload_merged_with_an_event_recomputes_the_watch_points() {
+        with_fake(false, |engine, id, fake| {
+            fake.second.store(true, Ordering::SeqCst);
+            // A Watch and a Timer trigger merged: the Timer wins, the reload was announced.
+            engine.after_reload(id, Reloaded::default(), Trigger::Timer, true);
+            let registry = lock(&engine.registry);
+            let dirs: Vec<PathBuf> = registry.stores[&id]
+                .points
+                .iter()
+                .map(|(d, _)| d.clone())
+                .collect();
+            assert_eq!(dirs, vec![fake.paths[1].parent().unwrap().to_path_buf()]);
+        });
+    }
+
+    #[test]
+    fn reloads_leave_no_stale_timers_behind() {
+        with_fake(false, |engine, id, _| {
+            let of_store = || {
+                let registry = lock(&engine.registry);
+                registry.timers.iter().filter(|t| t.0.1 == id).count()
+            };
+            let before = of_store();
+            for _ in 0..100 {
+                engine.after_reload(id, Reloaded::default(), Trigger::Watch, true);
+            }
+            let after = of_store();
+            assert_eq!(
+                after, before,
+                "timers left as they were are not pushed again"
+            );
+        });
+    }
+
+    #[test]
+    fn a_panicking_reload_does_not_stop_the_store_reloading() {
+        with_fake(true, |engine, id, fake| {
+            assert_eq!(
+                fake.reloads.load(Ordering::SeqCst),
+                1,
+                "the first reload panicked"
+            );
+            let job = Arc::clone(&lock(&engine.registry).stores[&id].job);
+            engine.dispatch(&job, Trigger::Watch);
+            for _ in 0..15_000 {
+                if fake.reloads.load(Ordering::SeqCst) > 1 {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            assert_eq!(fake.reloads.load(Ordering::SeqCst), 2);
+        });
     }
 }
