@@ -286,6 +286,30 @@ fn simulated_event_loss_without_a_store_open_does_not_deafen_the_next_engine() {
 }
 
 #[test]
+fn a_directory_deleted_and_created_again_is_no_repair() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().canonicalize().unwrap();
+    let certs = app_layout(&root, &leaf());
+    let store = open(&certs, None);
+    let repairs = repairs_of(&store);
+    settle(&store);
+    for _ in 0..40 {
+        // Each step has its events (IN_IGNORED among them): the watch is dropped, not dead.
+        std::fs::remove_dir_all(&certs).unwrap();
+        let next = leaf();
+        put_pair(&certs, &next);
+        assert!(serves(&store, &next));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        (store.status().watch_repairs, repairs.lock().unwrap().len()),
+        (0, 0),
+        "the events announced every deletion"
+    );
+}
+
+#[test]
 fn a_repointed_symlink_in_a_watched_directory_sees_a_change_made_while_it_was_read() {
     let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();

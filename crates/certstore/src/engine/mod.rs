@@ -523,6 +523,9 @@ impl Engine {
         announced: bool,
     ) {
         let audit = trigger == Trigger::Timer && !announced;
+        // A directory deleted and created again under its path has its IN_IGNORED queued:
+        // routed first, it drops the watch, which is then no dead watch to report.
+        self.route_queued_events();
         let mut registry = lock(&self.registry);
         let Some(entry) = registry.stores.get_mut(&id) else {
             return;
