@@ -113,6 +113,11 @@ const CREATE_SETTLE: Duration = Duration::from_millis(250);
 /// interval is longer or off.
 pub const DEGRADED_REREAD_INTERVAL: Duration = Duration::from_secs(10);
 
+/// How long the watch of a directory whose path names another directory now is kept, waiting
+/// for the event of its deletion (the kernel may queue it after the path was created again):
+/// without one, the watch was dead and the stores that used it are told of the repair.
+const DEAD_WATCH_GRACE: Duration = Duration::from_secs(1);
+
 /// How often a missing inotify instance is asked for again.
 const INSTANCE_RETRY: Duration = Duration::from_secs(10);
 
@@ -319,6 +324,10 @@ impl Entry {
     }
 }
 
+/// A watch whose path names another directory now: when it is due unless a deletion event
+/// comes first, and the stores that used it, each with the path they watched.
+type Suspect = (Instant, Vec<(Arc<Job>, PathBuf)>);
+
 #[derive(Default)]
 struct Registry {
     inotify: Option<OwnedFd>,
@@ -338,6 +347,10 @@ struct Registry {
     /// Changes in how stores are watched (degraded, restored, a dead watch repaired): logged
     /// and reported once the registry lock is released (a tracing subscriber is user code).
     changes: Vec<(Arc<Job>, WatchChange)>,
+    /// Watches whose path names another directory now, no longer routed, by descriptor: an
+    /// event of their deletion or move clears them; otherwise, when due, they are removed and
+    /// reported as repaired to the stores that used them.
+    suspects: HashMap<i32, Suspect>,
 }
 
 pub(crate) struct Engine {
@@ -523,9 +536,6 @@ impl Engine {
         announced: bool,
     ) {
         let audit = trigger == Trigger::Timer && !announced;
-        // A directory deleted and created again under its path has its IN_IGNORED queued:
-        // routed first, it drops the watch, which is then no dead watch to report.
-        self.route_queued_events();
         let mut registry = lock(&self.registry);
         let Some(entry) = registry.stores.get_mut(&id) else {
             return;
@@ -547,6 +557,7 @@ impl Engine {
             Arc::clone(&entry.job),
         );
         let earliest = registry.earliest();
+        let suspects = registry.suspects.len();
         // A timer left as it was is in the heap already: pushing it again would only add a
         // stale element per reload.
         for (at, was) in timers.into_iter().zip(armed) {
@@ -572,7 +583,7 @@ impl Engine {
             }
         }
         // The watch thread sleeps until the earliest timer it saw: wake it only if that moved.
-        let wake = registry.earliest() != earliest;
+        let wake = registry.earliest() != earliest || registry.suspects.len() > suspects;
         rescan.extend(registry.rescan.drain(..).map(|job| (job, Trigger::Rescan)));
         let mut changes = std::mem::take(&mut registry.changes);
         drop(registry);
@@ -674,17 +685,20 @@ impl Registry {
                 {
                     // Moved away without an event (an ancestor was replaced) or gone.
                     let wd = d.wd;
-                    for user in self.drop_dir(wd) {
+                    let users = self.drop_dir_keeping_watch(wd);
+                    let due = Instant::now() + DEAD_WATCH_GRACE;
+                    for user in users {
                         let Some(e) = self.stores.get(&user) else {
                             continue;
                         };
                         // Every store that used the watch was deaf through it, whatever the
-                        // reload that found it reads.
-                        self.changes
-                            .push((Arc::clone(&e.job), WatchChange::Repaired(dir.to_path_buf())));
+                        // reload that found it reads (unless the directory was deleted).
+                        let job = Arc::clone(&e.job);
+                        let suspect = self.suspects.entry(wd).or_insert((due, Vec::new()));
+                        suspect.1.push((Arc::clone(&job), dir.to_path_buf()));
                         if user != id {
                             // They re-add it at their reload.
-                            self.rescan.push(Arc::clone(&e.job));
+                            self.rescan.push(job);
                         }
                     }
                     update.readded.push(dir.to_path_buf());
@@ -837,6 +851,28 @@ impl Registry {
         self.timers.peek().map(|Reverse((at, _))| *at)
     }
 
+    /// Removes the suspect watches due at `now` (no deletion event came: they were dead) and
+    /// queues their repairs.
+    fn settle_suspects(&mut self, now: Instant) {
+        let due: Vec<i32> = self
+            .suspects
+            .iter()
+            .filter(|(_, (at, _))| *at <= now)
+            .map(|(wd, _)| *wd)
+            .collect();
+        for wd in due {
+            let Some((_, users)) = self.suspects.remove(&wd) else {
+                continue;
+            };
+            if let Some(fd) = self.inotify.as_ref() {
+                sys::rm_watch(fd, wd);
+            }
+            for (job, dir) in users {
+                self.changes.push((job, WatchChange::Repaired(dir)));
+            }
+        }
+    }
+
     /// Notes that a timer of store `id` is due at `at`.
     fn arm(&mut self, id: StoreId, at: Option<Instant>) {
         if let Some(at) = at {
@@ -914,12 +950,19 @@ impl Registry {
     /// Forgets a directory whose watch died (deleted, moved away): the stores that watched it
     /// re-add what they need after their next reload. Returns those stores.
     fn drop_dir(&mut self, wd: i32) -> Vec<StoreId> {
+        if let Some(fd) = self.inotify.as_ref()
+            && self.by_wd.contains_key(&wd)
+        {
+            sys::rm_watch(fd, wd);
+        }
+        self.drop_dir_keeping_watch(wd)
+    }
+
+    /// [`Registry::drop_dir`] but for the inotify watch itself, left in place.
+    fn drop_dir_keeping_watch(&mut self, wd: i32) -> Vec<StoreId> {
         let Some(paths) = self.by_wd.remove(&wd) else {
             return Vec::new();
         };
-        if let Some(fd) = self.inotify.as_ref() {
-            sys::rm_watch(fd, wd);
-        }
         let mut ids = BTreeSet::new();
         for path in paths {
             let Some(dir) = self.dirs.remove(&path) else {
@@ -959,13 +1002,17 @@ fn watch_step(engine: &Engine) {
         let mut registry = lock(&engine.registry);
         retry_instance(&mut registry);
         let earliest = registry.earliest();
+        let suspect_at = registry.suspects.values().map(|(at, _)| *at).min();
         let retry_instance_at = registry
             .inotify_error
             .as_ref()
             .map(|(_, at)| *at + INSTANCE_RETRY);
         (
             registry.inotify.as_ref().map(AsRawFd::as_raw_fd),
-            [earliest, retry_instance_at].into_iter().flatten().min(),
+            [earliest, suspect_at, retry_instance_at]
+                .into_iter()
+                .flatten()
+                .min(),
         )
     };
     let timeout_ms = deadline.map_or(-1, |at| {
@@ -1001,7 +1048,13 @@ fn watch_step(engine: &Engine) {
         let due = route_events(engine, &events);
         engine.dispatch_all(due);
     }
-    let due = due_timers(&mut lock(&engine.registry), Instant::now());
+    let mut registry = lock(&engine.registry);
+    let now = Instant::now();
+    let due = due_timers(&mut registry, now);
+    registry.settle_suspects(now);
+    let changes = std::mem::take(&mut registry.changes);
+    drop(registry);
+    report_changes(changes);
     engine.dispatch_all(due);
 }
 
@@ -1082,6 +1135,12 @@ fn route_events(engine: &Engine, events: &[sys::RawEvent<'_>]) -> Vec<(Arc<Job>,
             continue;
         }
         if event.mask & (libc::IN_DELETE_SELF | libc::IN_MOVE_SELF | libc::IN_IGNORED) != 0 {
+            // Deleted or moved: its event came, the watch was not dead.
+            if registry.suspects.remove(&event.wd).is_some()
+                && let Some(fd) = registry.inotify.as_ref()
+            {
+                sys::rm_watch(fd, event.wd);
+            }
             for id in registry.drop_dir(event.wd) {
                 due.insert(id, Trigger::Rescan);
             }
