@@ -27,7 +27,8 @@ pub enum Event {
     WatchRestored { served_generation: u64 },
     /// A watch of this store had died without an event, e.g. an ancestor directory was
     /// replaced: found by any reload (of this store or of another store watching the same
-    /// directory) that saw the watched path name another directory, or by a re-read that
+    /// directory) that saw the watched path name another directory (reported a second later,
+    /// unless the old directory's deletion is announced meanwhile), or by a re-read that
     /// found on disk a generation no inotify event announced. The watches were rebuilt; the
     /// store reads its files again. `path` names a watched directory that was re-added (the
     /// first, when several were).

@@ -16,7 +16,8 @@
 //! Never silently stale: a watch can die without an event (an ancestor directory replaced, the
 //! kernel's queue overflowing). Every reload checks that each watched directory is the one
 //! watched (device + inode recorded when the watch was added) and re-adds it if not, reported
-//! as a repair to every store that used it; an overflow re-adds every watch; a newly
+//! as a repair to every store that used it unless the old directory's deletion event comes
+//! within [`DEAD_WATCH_GRACE`]; an overflow re-adds every watch; a newly
 //! registered name is read once more. The re-read timer audits the rest: a generation it finds
 //! that no event announced rebuilds the store's watches and is reported as a repair.
 
