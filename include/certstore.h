@@ -229,10 +229,11 @@ typedef enum certstore_event_kind {
    */
   CERTSTORE_EVENT_WATCH_RESTORED = 4,
   /**
-   * A re-read found a new generation on disk that no inotify event announced (a watch had
-   * died without an event, e.g. an ancestor directory was replaced): the store's watches
-   * were rebuilt and the generation is served. `path` names the (first) directory whose
-   * watch was re-added; `error` is NULL. Counted in certstore_status_info.watch_repairs.
+   * A watch had died without an event (e.g. an ancestor directory was replaced), found by
+   * any reload that saw the watched path name another directory, or by a re-read that found
+   * a generation no inotify event announced: the store's watches were rebuilt and its files
+   * are read again. `path` names the (first) directory whose watch was re-added; `error` is
+   * NULL. Counted in certstore_status_info.watch_repairs.
    */
   CERTSTORE_EVENT_WATCH_REPAIRED = 5,
   /**

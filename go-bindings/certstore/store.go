@@ -70,9 +70,10 @@ const (
 	EventWatchDegraded
 	// EventWatchRestored: every watch is in place again.
 	EventWatchRestored
-	// EventWatchRepaired: a re-read found a generation on disk that no inotify event
-	// announced (a watch had died without an event); the store's watches were rebuilt and
-	// the generation is served. Path names the directory whose watch was re-added.
+	// EventWatchRepaired: a watch had died without an event (an ancestor directory replaced),
+	// found by any reload or by a re-read that found a generation no inotify event announced;
+	// the store's watches were rebuilt and its files are read again. Path names the directory
+	// whose watch was re-added.
 	EventWatchRepaired
 	// EventEventsDropped: the library discarded Count events of this store because its
 	// subscribers were too slow (more than the library's CERTSTORE_MAX_QUEUED_EVENTS waiting; never the

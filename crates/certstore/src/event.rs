@@ -25,10 +25,13 @@ pub enum Event {
     },
     /// Every watch the store needs is in place again after [`Event::WatchDegraded`].
     WatchRestored { served_generation: u64 },
-    /// A re-read found on disk a generation that no inotify event announced (a watch had died
-    /// without an event, e.g. an ancestor directory was replaced): the store's watches were
-    /// rebuilt from scratch. `path` names a watched directory that was re-added (the first,
-    /// when several were).
+    /// A watch of this store had died without an event, e.g. an ancestor directory was
+    /// replaced: found by any reload (of this store or of another store watching the same
+    /// directory) that saw the watched path name another directory (reported a second later,
+    /// unless the old directory's deletion is announced meanwhile), or by a re-read that
+    /// found on disk a generation no inotify event announced. The watches were rebuilt; the
+    /// store reads its files again. `path` names a watched directory that was re-added (the
+    /// first, when several were).
     WatchRepaired {
         path: PathBuf,
         served_generation: u64,

@@ -38,8 +38,8 @@ pub struct Status {
     /// How long the last reload took to read and validate the files (set before its event
     /// is published, so a subscriber reading the status sees that reload's duration).
     pub last_reload_duration: std::time::Duration,
-    /// How many times the store's watches were found dead and rebuilt (each also reported as
-    /// [`crate::Event::WatchRepaired`]).
+    /// How many times the store's watches were found dead and rebuilt, by whichever reload
+    /// found it (each also reported as [`crate::Event::WatchRepaired`]).
     pub watch_repairs: u64,
     /// Events of this store discarded because its subscribers were too slow (more than
     /// [`MAX_QUEUED_PER_STORE`](crate::MAX_QUEUED_PER_STORE) waiting); each discard is also

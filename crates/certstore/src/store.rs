@@ -174,7 +174,7 @@ impl Store {
         let rotated = matches!(result, Ok(ReloadOutcome::Rotated { .. }));
         let reloaded = Reloaded { schedule, rotated };
         self.engine
-            .after_reload(self.shared.id, reloaded, Trigger::Explicit, false);
+            .after_reload(self.shared.id, reloaded, Trigger::Explicit, true);
         result
     }
 

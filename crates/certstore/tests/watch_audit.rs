@@ -162,6 +162,154 @@ fn ancestor_swap_is_found_by_the_reread_audit_and_reported() {
 }
 
 #[test]
+fn a_dead_watch_found_by_another_store_is_reported_by_each_store_that_used_it() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().canonicalize().unwrap();
+    let certs = app_layout(&root, &leaf());
+    let first = open(&certs, None);
+    let first_repairs = repairs_of(&first);
+    settle(&first);
+
+    let swapped = leaf();
+    swap_app(&root, &swapped);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_ne!(
+        first.current().serial_hex(),
+        swapped.serial_hex,
+        "no event announced the swap"
+    );
+    // Its registration finds the first store's watch dead.
+    let second = open(&certs, None);
+    let second_repairs = repairs_of(&second);
+    assert!(serves(&first, &swapped));
+    assert!(wait_for(PATIENCE, || first.status().watch_repairs == 1));
+    assert!(wait_for(PATIENCE, || !first_repairs
+        .lock()
+        .unwrap()
+        .is_empty()));
+    assert_eq!(
+        first_repairs
+            .lock()
+            .unwrap()
+            .first()
+            .map(|(p, _)| p.clone()),
+        Some(certs.clone()),
+        "the repair names the dead directory"
+    );
+    let next = leaf();
+    put_pair(&certs, &next);
+    assert!(serves(&first, &next) && serves(&second, &next));
+    assert_eq!(first.status().watch_repairs, 1, "reported once");
+    assert_eq!(first_repairs.lock().unwrap().len(), 1);
+    assert_eq!(
+        second.status().watch_repairs,
+        0,
+        "the new store never used the dead watch"
+    );
+    assert!(second_repairs.lock().unwrap().is_empty());
+}
+
+#[test]
+fn an_explicit_reload_that_finds_a_dead_watch_reports_it() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().canonicalize().unwrap();
+    let certs = app_layout(&root, &leaf());
+    let store = open(&certs, None);
+    let repairs = repairs_of(&store);
+    settle(&store);
+
+    swap_app(&root, &leaf());
+    store.reload().unwrap();
+    assert!(wait_for(PATIENCE, || !repairs.lock().unwrap().is_empty()));
+    assert_eq!(repairs.lock().unwrap().clone(), vec![(certs.clone(), 2)]);
+    assert_eq!(store.status().watch_repairs, 1);
+}
+
+#[test]
+fn announced_rotations_under_load_are_never_counted_as_repairs() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().canonicalize().unwrap();
+    let pairs: Vec<Pair> = (0..4).map(|_| leaf()).collect();
+    put_pair(&dir, &pairs[0]);
+    // A re-read at every turn: each can race the watch thread to a rotation's files.
+    let store = open(&dir, Some(Duration::from_millis(1)));
+    let repairs = repairs_of(&store);
+    settle(&store);
+    // Busy threads keep the watch thread from reading its events at once.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let hogs: Vec<_> = (0..2 * std::thread::available_parallelism().map_or(2, |n| n.get()))
+        .map(|_| {
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let mut x = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(1));
+                }
+            })
+        })
+        .collect();
+    for i in 0..300 {
+        put_pair(&dir, &pairs[i % 3 + 1]);
+        std::thread::sleep(Duration::from_millis(3));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for hog in hogs {
+        hog.join().unwrap();
+    }
+    let last = &pairs[299 % 3 + 1];
+    assert!(serves(&store, last));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        (store.status().watch_repairs, repairs.lock().unwrap().len()),
+        (0, 0),
+        "every rotation was announced by an event (generation {})",
+        store.generation()
+    );
+}
+
+#[test]
+fn simulated_event_loss_without_a_store_open_does_not_deafen_the_next_engine() {
+    let _serial = serial();
+    // No store of this binary is open here: the engine is stopped.
+    simulate_lost_events(true);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().canonicalize().unwrap();
+    put_pair(&dir, &leaf());
+    let store = open(&dir, None);
+    settle(&store);
+    let next = leaf();
+    put_pair(&dir, &next);
+    assert!(serves(&store, &next), "the rotation's events are delivered");
+}
+
+#[test]
+fn a_directory_deleted_and_created_again_is_no_repair() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().canonicalize().unwrap();
+    let certs = app_layout(&root, &leaf());
+    let store = open(&certs, None);
+    let repairs = repairs_of(&store);
+    settle(&store);
+    for _ in 0..40 {
+        // Each step has its events (IN_IGNORED among them): the watch is dropped, not dead.
+        std::fs::remove_dir_all(&certs).unwrap();
+        let next = leaf();
+        put_pair(&certs, &next);
+        assert!(serves(&store, &next));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        (store.status().watch_repairs, repairs.lock().unwrap().len()),
+        (0, 0),
+        "the events announced every deletion"
+    );
+}
+
+#[test]
 fn a_repointed_symlink_in_a_watched_directory_sees_a_change_made_while_it_was_read() {
     let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();

@@ -15,10 +15,11 @@
 //!
 //! Never silently stale: a watch can die without an event (an ancestor directory replaced, the
 //! kernel's queue overflowing). Every reload checks that each watched directory is the one
-//! watched (device + inode recorded when the watch was added) and re-adds it if not; an
-//! overflow re-adds every watch; a newly registered name is read once more. The re-read timer
-//! audits the rest: a generation it finds that no event announced rebuilds the store's watches
-//! and is reported as a repair.
+//! watched (device + inode recorded when the watch was added) and re-adds it if not, reported
+//! as a repair to every store that used it unless the old directory's deletion event comes
+//! within [`DEAD_WATCH_GRACE`]; an overflow re-adds every watch; a newly
+//! registered name is read once more. The re-read timer audits the rest: a generation it finds
+//! that no event announced rebuilds the store's watches and is reported as a repair.
 
 mod paths;
 #[allow(unsafe_code)] // the system calls; every block carries its SAFETY comment
@@ -82,8 +83,8 @@ pub(crate) enum WatchChange {
     Degraded(Arc<Error>),
     /// Every watch point is watched again.
     Restored,
-    /// A re-read found a generation no event announced; the watches were rebuilt, this
-    /// directory among them.
+    /// A watch was found dead (a watched path names another directory), or a re-read found a
+    /// generation no event announced; the watches were rebuilt, this directory among them.
     Repaired(PathBuf),
 }
 
@@ -113,6 +114,11 @@ const CREATE_SETTLE: Duration = Duration::from_millis(250);
 /// interval is longer or off.
 pub const DEGRADED_REREAD_INTERVAL: Duration = Duration::from_secs(10);
 
+/// How long the watch of a directory whose path names another directory now is kept, waiting
+/// for the event of its deletion (the kernel may queue it after the path was created again):
+/// without one, the watch was dead and the stores that used it are told of the repair.
+const DEAD_WATCH_GRACE: Duration = Duration::from_secs(1);
+
 /// How often a missing inotify instance is asked for again.
 const INSTANCE_RETRY: Duration = Duration::from_secs(10);
 
@@ -138,7 +144,8 @@ const EVENTS_OVERFLOWED: u8 = 3;
 /// Makes the engine lose inotify events as when the kernel's queue overflows: once
 /// `simulate_lost_events(true)` returns, the watch thread discards what it reads; after
 /// `simulate_lost_events(false)` it discards what is still queued and then handles an
-/// `IN_Q_OVERFLOW`, as the kernel reports one once it has dropped events. For tests.
+/// `IN_Q_OVERFLOW`, as the kernel reports one once it has dropped events. No effect while no
+/// store is open (there are no events to lose). For tests.
 #[doc(hidden)]
 pub fn simulate_lost_events(lose: bool) {
     let state = if lose {
@@ -146,15 +153,18 @@ pub fn simulate_lost_events(lose: bool) {
     } else {
         EVENTS_OVERFLOWED
     };
+    // Under the global lock, so that the engine is not stopped meanwhile (a new one starts
+    // with events delivered).
+    let global = lock(&GLOBAL);
+    let Some(engine) = global.engine.as_ref() else {
+        return;
+    };
     LOST_EVENTS.store(state, Ordering::SeqCst);
-    let engine = lock(&GLOBAL).engine.clone();
-    if let Some(engine) = engine {
-        sys::wake(&engine.wake);
-        // The watch thread acknowledges at the start of a step, so no read it began earlier
-        // delivers what happens from now on.
-        while lose && LOST_EVENTS.load(Ordering::SeqCst) == EVENTS_LOSS_ASKED {
-            std::thread::sleep(Duration::from_millis(1));
-        }
+    sys::wake(&engine.wake);
+    // The watch thread acknowledges at the start of a step, so no read it began earlier
+    // delivers what happens from now on.
+    while lose && LOST_EVENTS.load(Ordering::SeqCst) == EVENTS_LOSS_ASKED {
+        std::thread::sleep(Duration::from_millis(1));
     }
 }
 
@@ -244,9 +254,8 @@ impl Job {
         true
     }
 
-    /// Runs the pending reload (on a worker); `true` when another one became pending meanwhile
-    /// and the job must be queued again.
-    fn run_pending(&self, engine: &Engine) -> bool {
+    /// Runs the pending reload (on a worker). Pair with [`Job::finish`], also after a panic.
+    fn run_pending(&self, engine: &Engine) {
         let (trigger, announced) = {
             let mut job = lock(&self.state);
             job.queued = false;
@@ -255,10 +264,21 @@ impl Job {
         };
         if let Some(trigger) = trigger {
             let reloaded = self.store.reload(trigger);
-            // An event routed while the files were read announced what the read found.
-            let audit = trigger == Trigger::Timer && !announced && !lock(&self.state).announced;
-            engine.after_reload(self.id, reloaded, trigger, audit);
+            // An event routed while the files were read announced what the read found; so
+            // does one still queued in the kernel (a busy watch thread has not read it yet).
+            let announced = announced
+                || lock(&self.state).announced
+                || (trigger == Trigger::Timer && reloaded.rotated && {
+                    engine.route_queued_events();
+                    lock(&self.state).announced
+                });
+            engine.after_reload(self.id, reloaded, trigger, announced);
         }
+    }
+
+    /// Ends a run; `true` when another reload became pending meanwhile and the job must be
+    /// queued again.
+    fn finish(&self) -> bool {
         let mut job = lock(&self.state);
         job.running = false;
         if job.trigger.is_some() && !job.queued {
@@ -305,13 +325,19 @@ impl Entry {
     }
 }
 
+/// A watch whose path names another directory now: when it is due unless a deletion event
+/// comes first, and the stores that used it, each with the path they watched.
+type Suspect = (Instant, Vec<(Arc<Job>, PathBuf)>);
+
 #[derive(Default)]
 struct Registry {
     inotify: Option<OwnedFd>,
     /// Why there is no inotify instance, and when it was last asked for.
     inotify_error: Option<(String, Instant)>,
     dirs: HashMap<PathBuf, Dir>,
-    by_wd: HashMap<i32, PathBuf>,
+    /// The paths watched through each descriptor: several when one directory is reachable by
+    /// several paths (a symlinked directory, a bind mount), each path keeping its own `Dir`.
+    by_wd: HashMap<i32, BTreeSet<PathBuf>>,
     stores: HashMap<StoreId, Entry>,
     /// Every timer set, by due time: a due timer costs a heap pop, not a scan of the stores.
     /// A timer reset or cleared since leaves a stale element, skipped when it pops.
@@ -319,10 +345,20 @@ struct Registry {
     /// Stores that shared a dead watch found while registering another store's points: to be
     /// read again (they re-add the watch).
     rescan: Vec<Arc<Job>>,
+    /// Changes in how stores are watched (degraded, restored, a dead watch repaired): logged
+    /// and reported once the registry lock is released (a tracing subscriber is user code).
+    changes: Vec<(Arc<Job>, WatchChange)>,
+    /// Watches whose path names another directory now, no longer routed, by descriptor: an
+    /// event of their deletion or move clears them; otherwise, when due, they are removed and
+    /// reported as repaired to the stores that used them.
+    suspects: HashMap<i32, Suspect>,
 }
 
 pub(crate) struct Engine {
     registry: Mutex<Registry>,
+    /// Held while inotify is read and what was read routed, by the watch thread or by a
+    /// worker that must know no event is left unrouted: events are routed in order.
+    reading: Mutex<Box<sys::EventBuffer>>,
     wake: OwnedFd,
     jobs: Mutex<VecDeque<Arc<Job>>>,
     jobs_ready: Condvar,
@@ -333,6 +369,8 @@ pub(crate) struct Engine {
 
 impl Engine {
     fn start() -> Result<Arc<Engine>, Error> {
+        // Events lost by a previous engine do not concern this one.
+        LOST_EVENTS.store(EVENTS_DELIVERED, Ordering::SeqCst);
         let resource = |what: &str, e: std::io::Error| Error::Resource(format!("{what}: {e}"));
         let wake = sys::eventfd().map_err(|e| resource("cannot create an eventfd", e))?;
         let notifier = Notifier::start()
@@ -344,6 +382,7 @@ impl Engine {
         }
         let engine = Arc::new(Engine {
             registry: Mutex::new(registry),
+            reading: Mutex::new(Box::new(sys::EventBuffer([0; 64 * 1024]))),
             wake,
             jobs: Mutex::new(VecDeque::new()),
             jobs_ready: Condvar::new(),
@@ -425,7 +464,15 @@ impl Engine {
         if watch {
             registry.update_points(id);
         }
+        let changes = std::mem::take(&mut registry.changes);
+        let rescan: Vec<_> = registry
+            .rescan
+            .drain(..)
+            .map(|job| (job, Trigger::Rescan))
+            .collect();
         drop(registry);
+        report_changes(changes);
+        self.dispatch_all(rescan);
         if watch {
             self.dispatch(&job, Trigger::Start);
         }
@@ -444,6 +491,25 @@ impl Engine {
         lock(&self.jobs).retain(|job| job.id != id);
     }
 
+    /// Reads what inotify has queued and routes it now, as the watch thread would once it gets
+    /// to it: for a worker about to call a generation unannounced.
+    fn route_queued_events(&self) {
+        let mut buf = lock(&self.reading);
+        if LOST_EVENTS.load(Ordering::SeqCst) != EVENTS_DELIVERED {
+            return;
+        }
+        let Some(fd) = lock(&self.registry)
+            .inotify
+            .as_ref()
+            .map(AsRawFd::as_raw_fd)
+        else {
+            return;
+        };
+        let events = sys::read_events(fd, &mut buf);
+        let due = route_events(self, &events);
+        self.dispatch_all(due);
+    }
+
     /// Queues a reload, merging it with one already queued or running.
     fn dispatch(&self, job: &Arc<Job>, trigger: Trigger) {
         if job.mark_pending(trigger) {
@@ -459,19 +525,23 @@ impl Engine {
     }
 
     /// Applies what a reload of `id` found: the timers it asks for, and the watch points of
-    /// the symlink chain as it is now, each checked to be the directory it was. `audit`: only
-    /// the re-read timer asked for this reload; a new generation then means a watch missed it.
+    /// the symlink chain as it is now, each checked to be the directory it was. `announced`:
+    /// something other than the re-read timer asked for this reload (an event, a retry, an
+    /// explicit call); a timer's reload nothing announced is an audit, where a new generation
+    /// means a watch missed it.
     pub(crate) fn after_reload(
         &self,
         id: StoreId,
         reloaded: Reloaded,
         trigger: Trigger,
-        audit: bool,
+        announced: bool,
     ) {
+        let audit = trigger == Trigger::Timer && !announced;
         let mut registry = lock(&self.registry);
         let Some(entry) = registry.stores.get_mut(&id) else {
             return;
         };
+        let armed = [entry.timers.retry, entry.timers.reread];
         if !reloaded.schedule.keep_retry {
             entry.timers.retry = reloaded.schedule.retry_at;
         }
@@ -488,8 +558,13 @@ impl Engine {
             Arc::clone(&entry.job),
         );
         let earliest = registry.earliest();
-        for at in timers {
-            registry.arm(id, at);
+        let suspects = registry.suspects.len();
+        // A timer left as it was is in the heap already: pushing it again would only add a
+        // stale element per reload.
+        for (at, was) in timers.into_iter().zip(armed) {
+            if at != was {
+                registry.arm(id, at);
+            }
         }
         let mut rescan: Vec<(Arc<Job>, Trigger)> = Vec::new();
         let mut update = Update::default();
@@ -498,7 +573,7 @@ impl Engine {
                 let (repaired, others) = registry.rebuild(id);
                 update = repaired;
                 rescan = others;
-            } else if matches!(trigger, Trigger::Timer | Trigger::Explicit)
+            } else if (audit || trigger == Trigger::Explicit)
                 && !reloaded.rotated
                 && registry.intact(id)
             {
@@ -509,17 +584,15 @@ impl Engine {
             }
         }
         // The watch thread sleeps until the earliest timer it saw: wake it only if that moved.
-        let wake = registry.earliest() != earliest;
+        let wake = registry.earliest() != earliest || registry.suspects.len() > suspects;
         rescan.extend(registry.rescan.drain(..).map(|job| (job, Trigger::Rescan)));
+        let mut changes = std::mem::take(&mut registry.changes);
         drop(registry);
         if repair {
             let path = update.readded.first().cloned().unwrap_or_default();
-            tracing::warn!(
-                path = %path.display(),
-                "certstore: a re-read found a change no inotify event announced; watches rebuilt"
-            );
-            job.store.watch_changed(WatchChange::Repaired(path));
+            changes.insert(0, (Arc::clone(&job), WatchChange::Repaired(path)));
         }
+        report_changes(changes);
         // A name registered only now may have changed before its watch existed: read once
         // more (unchanged files cost a read and a hash compare; the set then stays the same).
         if update.added {
@@ -529,6 +602,25 @@ impl Engine {
         if wake {
             sys::wake(&self.wake);
         }
+    }
+}
+
+/// Logs and reports changes in how stores are watched. Outside the registry lock.
+fn report_changes(changes: Vec<(Arc<Job>, WatchChange)>) {
+    for (job, change) in changes {
+        match &change {
+            WatchChange::Degraded(error) => {
+                tracing::warn!(error = %error, "certstore: watch degraded");
+            }
+            WatchChange::Restored => tracing::info!("certstore: watch restored"),
+            WatchChange::Repaired(dir) => tracing::warn!(
+                dir = %dir.display(),
+                "certstore: a watch had died without an event (or a re-read found a change no \
+                 event announced); watches rebuilt"
+            ),
+        }
+        // Records status and queues an event: no user code runs here.
+        job.store.watch_changed(change);
     }
 }
 
@@ -593,14 +685,21 @@ impl Registry {
                     && identity(dir) != Some(d.identity)
                 {
                     // Moved away without an event (an ancestor was replaced) or gone.
-                    tracing::debug!(dir = %dir.display(), "certstore: re-adding a dead watch");
                     let wd = d.wd;
-                    for other in self.drop_dir(wd) {
-                        if other != id
-                            && let Some(e) = self.stores.get(&other)
-                        {
+                    let users = self.drop_dir_keeping_watch(wd);
+                    let due = Instant::now() + DEAD_WATCH_GRACE;
+                    for user in users {
+                        let Some(e) = self.stores.get(&user) else {
+                            continue;
+                        };
+                        // Every store that used the watch was deaf through it, whatever the
+                        // reload that found it reads (unless the directory was deleted).
+                        let job = Arc::clone(&e.job);
+                        let suspect = self.suspects.entry(wd).or_insert((due, Vec::new()));
+                        suspect.1.push((Arc::clone(&job), dir.to_path_buf()));
+                        if user != id {
                             // They re-add it at their reload.
-                            self.rescan.push(Arc::clone(&e.job));
+                            self.rescan.push(job);
                         }
                     }
                     update.readded.push(dir.to_path_buf());
@@ -634,12 +733,10 @@ impl Registry {
         entry.points = registered;
         let change = match (&entry.degraded, failure) {
             (None, Some(error)) => {
-                tracing::warn!(error = %error, "certstore: watch degraded");
                 entry.degraded = Some(Arc::clone(&error));
                 Some(WatchChange::Degraded(error))
             }
             (Some(_), None) => {
-                tracing::info!("certstore: watch restored");
                 entry.degraded = None;
                 Some(WatchChange::Restored)
             }
@@ -648,8 +745,7 @@ impl Registry {
         if let Some(change) = change {
             entry.rearm_reread();
             let at = entry.timers.reread;
-            // Records status and queues an event: no user code runs here.
-            job.store.watch_changed(change);
+            self.changes.push((job, change));
             self.arm(id, at);
         }
         update
@@ -668,11 +764,21 @@ impl Registry {
         let mut dead = Vec::new();
         for dir in &dirs {
             if let Some(d) = self.dirs.get(dir) {
-                if identity(dir) != Some(d.identity) {
-                    dead.push(dir.clone());
-                }
+                let is_dead = identity(dir) != Some(d.identity);
                 let wd = d.wd;
-                others.extend(self.drop_dir(wd));
+                let users = self.drop_dir(wd);
+                if is_dead {
+                    dead.push(dir.clone());
+                    // The audited store reports its own repair; the others shared the dead
+                    // watch.
+                    for user in users.iter().filter(|user| **user != id) {
+                        if let Some(e) = self.stores.get(user) {
+                            self.changes
+                                .push((Arc::clone(&e.job), WatchChange::Repaired(dir.clone())));
+                        }
+                    }
+                }
+                others.extend(users);
             }
         }
         let mut update = self.update_points(id);
@@ -746,6 +852,28 @@ impl Registry {
         self.timers.peek().map(|Reverse((at, _))| *at)
     }
 
+    /// Removes the suspect watches due at `now` (no deletion event came: they were dead) and
+    /// queues their repairs.
+    fn settle_suspects(&mut self, now: Instant) {
+        let due: Vec<i32> = self
+            .suspects
+            .iter()
+            .filter(|(_, (at, _))| *at <= now)
+            .map(|(wd, _)| *wd)
+            .collect();
+        for wd in due {
+            let Some((_, users)) = self.suspects.remove(&wd) else {
+                continue;
+            };
+            if let Some(fd) = self.inotify.as_ref() {
+                sys::rm_watch(fd, wd);
+            }
+            for (job, dir) in users {
+                self.changes.push((job, WatchChange::Repaired(dir)));
+            }
+        }
+    }
+
     /// Notes that a timer of store `id` is due at `at`.
     fn arm(&mut self, id: StoreId, at: Option<Instant>) {
         if let Some(at) = at {
@@ -768,7 +896,7 @@ impl Registry {
                 reason,
             });
         };
-        if self.dirs.len() >= WATCH_LIMIT.load(Ordering::SeqCst) {
+        if self.by_wd.len() >= WATCH_LIMIT.load(Ordering::SeqCst) {
             return Err(watch_error(
                 dir,
                 &std::io::Error::from_raw_os_error(libc::ENOSPC),
@@ -779,14 +907,9 @@ impl Registry {
         let identity = identity(dir)
             .ok_or_else(|| watch_error(dir, &std::io::Error::from_raw_os_error(libc::ENOENT)))?;
         let wd = sys::add_watch(fd, dir).map_err(|e| watch_error(dir, &e))?;
-        // Two paths to one directory (a symlinked directory) share its watch descriptor.
-        if let Some(previous) = self.by_wd.insert(wd, dir.to_path_buf())
-            && previous != dir
-            && let Some(old) = self.dirs.remove(&previous)
-        {
-            self.dirs.insert(dir.to_path_buf(), old);
-            return Ok(());
-        }
+        // Two paths to one directory share its watch descriptor: each path is registered under
+        // it, so neither registration undoes the other.
+        self.by_wd.entry(wd).or_default().insert(dir.to_path_buf());
         self.dirs.insert(
             dir.to_path_buf(),
             Dir {
@@ -811,9 +934,16 @@ impl Registry {
         if d.names.is_empty() {
             let wd = d.wd;
             self.dirs.remove(dir);
-            self.by_wd.remove(&wd);
-            if let Some(fd) = self.inotify.as_ref() {
-                sys::rm_watch(fd, wd);
+            let Some(paths) = self.by_wd.get_mut(&wd) else {
+                return;
+            };
+            paths.remove(dir);
+            // Another path to the same directory still needs the watch.
+            if paths.is_empty() {
+                self.by_wd.remove(&wd);
+                if let Some(fd) = self.inotify.as_ref() {
+                    sys::rm_watch(fd, wd);
+                }
             }
         }
     }
@@ -821,22 +951,31 @@ impl Registry {
     /// Forgets a directory whose watch died (deleted, moved away): the stores that watched it
     /// re-add what they need after their next reload. Returns those stores.
     fn drop_dir(&mut self, wd: i32) -> Vec<StoreId> {
-        let Some(path) = self.by_wd.remove(&wd) else {
-            return Vec::new();
-        };
-        let Some(dir) = self.dirs.remove(&path) else {
-            return Vec::new();
-        };
-        if let Some(fd) = self.inotify.as_ref() {
+        if let Some(fd) = self.inotify.as_ref()
+            && self.by_wd.contains_key(&wd)
+        {
             sys::rm_watch(fd, wd);
         }
+        self.drop_dir_keeping_watch(wd)
+    }
+
+    /// [`Registry::drop_dir`] but for the inotify watch itself, left in place.
+    fn drop_dir_keeping_watch(&mut self, wd: i32) -> Vec<StoreId> {
+        let Some(paths) = self.by_wd.remove(&wd) else {
+            return Vec::new();
+        };
         let mut ids = BTreeSet::new();
-        for (name, stores) in dir.names {
-            for id in stores {
-                if let Some(entry) = self.stores.get_mut(&id) {
-                    entry.points.remove(&(path.clone(), name.clone()));
+        for path in paths {
+            let Some(dir) = self.dirs.remove(&path) else {
+                continue;
+            };
+            for (name, stores) in dir.names {
+                for id in stores {
+                    if let Some(entry) = self.stores.get_mut(&id) {
+                        entry.points.remove(&(path.clone(), name.clone()));
+                    }
+                    ids.insert(id);
                 }
-                ids.insert(id);
             }
         }
         ids.into_iter().collect()
@@ -844,9 +983,8 @@ impl Registry {
 }
 
 fn watch_loop(engine: &Engine) {
-    let mut buf = Box::new(sys::EventBuffer([0; 64 * 1024]));
     while !engine.stopping.load(Ordering::SeqCst) {
-        if catch_unwind(AssertUnwindSafe(|| watch_step(engine, &mut buf))).is_err() {
+        if catch_unwind(AssertUnwindSafe(|| watch_step(engine))).is_err() {
             tracing::error!("certstore: watch thread panicked; watching on");
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -854,7 +992,7 @@ fn watch_loop(engine: &Engine) {
 }
 
 /// Waits for inotify events, a wake-up or the next timer, and dispatches what is due.
-fn watch_step(engine: &Engine, buf: &mut sys::EventBuffer) {
+fn watch_step(engine: &Engine) {
     let _ = LOST_EVENTS.compare_exchange(
         EVENTS_LOSS_ASKED,
         EVENTS_LOST,
@@ -865,13 +1003,17 @@ fn watch_step(engine: &Engine, buf: &mut sys::EventBuffer) {
         let mut registry = lock(&engine.registry);
         retry_instance(&mut registry);
         let earliest = registry.earliest();
+        let suspect_at = registry.suspects.values().map(|(at, _)| *at).min();
         let retry_instance_at = registry
             .inotify_error
             .as_ref()
             .map(|(_, at)| *at + INSTANCE_RETRY);
         (
             registry.inotify.as_ref().map(AsRawFd::as_raw_fd),
-            [earliest, retry_instance_at].into_iter().flatten().min(),
+            [earliest, suspect_at, retry_instance_at]
+                .into_iter()
+                .flatten()
+                .min(),
         )
     };
     let timeout_ms = deadline.map_or(-1, |at| {
@@ -890,6 +1032,8 @@ fn watch_step(engine: &Engine, buf: &mut sys::EventBuffer) {
     if let Some(fd) = inotify_fd
         && (events_ready || LOST_EVENTS.load(Ordering::SeqCst) == EVENTS_OVERFLOWED)
     {
+        let mut buf = lock(&engine.reading);
+        let buf = &mut **buf;
         let events = match LOST_EVENTS.load(Ordering::SeqCst) {
             EVENTS_LOST => {
                 sys::read_events(fd, buf);
@@ -905,7 +1049,13 @@ fn watch_step(engine: &Engine, buf: &mut sys::EventBuffer) {
         let due = route_events(engine, &events);
         engine.dispatch_all(due);
     }
-    let due = due_timers(&mut lock(&engine.registry), Instant::now());
+    let mut registry = lock(&engine.registry);
+    let now = Instant::now();
+    let due = due_timers(&mut registry, now);
+    registry.settle_suspects(now);
+    let changes = std::mem::take(&mut registry.changes);
+    drop(registry);
+    report_changes(changes);
     engine.dispatch_all(due);
 }
 
@@ -971,12 +1121,13 @@ fn retry_instance(registry: &mut Registry) {
 fn route_events(engine: &Engine, events: &[sys::RawEvent<'_>]) -> Vec<(Arc<Job>, Trigger)> {
     let mut registry = lock(&engine.registry);
     let mut due: HashMap<StoreId, Trigger> = HashMap::new();
+    let mut overflowed = false;
     let now = Instant::now();
     for event in events {
         if event.mask & libc::IN_Q_OVERFLOW != 0 {
             // Events were lost, perhaps a directory's death: every watch is added again and
             // every store reads to be sure.
-            tracing::warn!("certstore: inotify event queue overflowed; re-adding every watch");
+            overflowed = true;
             registry.rebuild_all();
             registry.rescan.clear();
             for id in registry.stores.keys() {
@@ -985,31 +1136,43 @@ fn route_events(engine: &Engine, events: &[sys::RawEvent<'_>]) -> Vec<(Arc<Job>,
             continue;
         }
         if event.mask & (libc::IN_DELETE_SELF | libc::IN_MOVE_SELF | libc::IN_IGNORED) != 0 {
+            // Deleted or moved: its event came, the watch was not dead.
+            if registry.suspects.remove(&event.wd).is_some()
+                && let Some(fd) = registry.inotify.as_ref()
+            {
+                sys::rm_watch(fd, event.wd);
+            }
             for id in registry.drop_dir(event.wd) {
                 due.insert(id, Trigger::Rescan);
             }
             continue;
         }
-        let (Some(name), Some(dir_path)) = (event.name, registry.by_wd.get(&event.wd).cloned())
-        else {
+        let (Some(name), Some(paths)) = (event.name, registry.by_wd.get(&event.wd)) else {
             continue;
         };
-        let Some(ids) = registry
-            .dirs
-            .get(&dir_path)
-            .and_then(|d| d.names.get(name))
-            .cloned()
-        else {
+        let ids: BTreeSet<StoreId> = paths
+            .iter()
+            .filter_map(|path| registry.dirs.get(path)?.names.get(name))
+            .flatten()
+            .copied()
+            .collect();
+        let Some(dir_path) = paths.first().cloned() else {
             continue;
         };
+        if ids.is_empty() {
+            continue;
+        }
         let created_file = event.mask & libc::IN_CREATE != 0 && event.mask & libc::IN_ISDIR == 0;
         if created_file && !complete_on_creation(&dir_path.join(name)) {
             // Being written: IN_CLOSE_WRITE will follow (or, if it never does, the settle
             // timer reads it).
             for id in ids {
-                if let Some(entry) = registry.stores.get_mut(&id)
-                    && entry.timers.settle.is_none()
-                {
+                let Some(entry) = registry.stores.get_mut(&id) else {
+                    continue;
+                };
+                // What the file becomes is announced, even to a re-read meanwhile.
+                lock(&entry.job.state).announced = true;
+                if entry.timers.settle.is_none() {
                     entry.timers.settle = Some(now + CREATE_SETTLE);
                     registry.arm(id, Some(now + CREATE_SETTLE));
                 }
@@ -1020,13 +1183,21 @@ fn route_events(engine: &Engine, events: &[sys::RawEvent<'_>]) -> Vec<(Arc<Job>,
             due.entry(id).or_insert(Trigger::Watch);
         }
     }
-    due.into_iter()
+    let due = due
+        .into_iter()
         .filter_map(|(id, trigger)| {
             let entry = registry.stores.get_mut(&id)?;
             entry.timers.settle = None;
             Some((Arc::clone(&entry.job), trigger))
         })
-        .collect()
+        .collect();
+    let changes = std::mem::take(&mut registry.changes);
+    drop(registry);
+    if overflowed {
+        tracing::warn!("certstore: inotify event queue overflowed; re-adding every watch");
+    }
+    report_changes(changes);
+    due
 }
 
 /// Whether a just-created name is complete already: a symlink, or a file with several links
@@ -1054,10 +1225,145 @@ fn worker_loop(engine: &Engine) {
                     .unwrap_or_else(PoisonError::into_inner);
             }
         };
-        let again = catch_unwind(AssertUnwindSafe(|| job.run_pending(engine)));
-        if again.unwrap_or(false) {
+        if catch_unwind(AssertUnwindSafe(|| job.run_pending(engine))).is_err() {
+            tracing::error!("certstore: a reload panicked; the store reloads on its next trigger");
+        }
+        // Also after a panic: a job left running would never be queued again.
+        if job.finish() {
             lock(&engine.jobs).push_back(job);
             engine.jobs_ready.notify_one();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicU64;
+
+    /// A store that reads nothing: it counts its reloads, panics in the first one if asked,
+    /// and names one of two certificate paths.
+    struct Fake {
+        paths: [PathBuf; 2],
+        second: AtomicBool,
+        reloads: AtomicU64,
+        panic_once: AtomicBool,
+    }
+
+    impl Fake {
+        fn new(dir: &Path, panic_once: bool) -> Arc<Fake> {
+            Arc::new(Fake {
+                paths: [dir.join("one/tls.crt"), dir.join("two/tls.crt")],
+                second: AtomicBool::new(false),
+                reloads: AtomicU64::new(0),
+                panic_once: AtomicBool::new(panic_once),
+            })
+        }
+    }
+
+    impl Watched for Fake {
+        fn paths(&self) -> [Option<&Path>; 3] {
+            let which = usize::from(self.second.load(Ordering::SeqCst));
+            [Some(self.paths[which].as_path()), None, None]
+        }
+        fn watches(&self) -> bool {
+            true
+        }
+        fn reread_interval(&self) -> Option<Duration> {
+            Some(Duration::from_secs(3600))
+        }
+        fn reload(&self, _: Trigger) -> Reloaded {
+            self.reloads.fetch_add(1, Ordering::SeqCst);
+            if self.panic_once.swap(false, Ordering::SeqCst) {
+                panic!("a reload panics");
+            }
+            Reloaded::default()
+        }
+        fn watch_changed(&self, _: WatchChange) {}
+    }
+
+    /// Ids far from the stores' own counter.
+    static NEXT_ID: AtomicU64 = AtomicU64::new(u64::MAX / 2);
+
+    /// Runs `test` with the engine and a registered fake store, whose first reload is done.
+    fn with_fake(panic_once: bool, test: impl FnOnce(&Engine, StoreId, &Fake)) {
+        let tmp = tempfile::tempdir().unwrap();
+        for sub in ["one", "two"] {
+            std::fs::create_dir(tmp.path().join(sub)).unwrap();
+        }
+        let fake = Fake::new(tmp.path(), panic_once);
+        let engine = acquire().unwrap();
+        let id = NEXT_ID.fetch_add(1, Ordering::SeqCst);
+        engine.register(id, Arc::clone(&fake) as Arc<dyn Watched>);
+        let idle = || {
+            let registry = lock(&engine.registry);
+            let job = lock(&registry.stores[&id].job.state);
+            !job.queued && !job.running
+        };
+        for _ in 0..15_000 {
+            if fake.reloads.load(Ordering::SeqCst) > 0 && idle() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        test(&engine, id, &fake);
+        engine.unregister(id);
+        drop(engine);
+        release();
+    }
+
+    #[test]
+    fn a_timer_reload_merged_with_an_event_recomputes_the_watch_points() {
+        with_fake(false, |engine, id, fake| {
+            fake.second.store(true, Ordering::SeqCst);
+            // A Watch and a Timer trigger merged: the Timer wins, the reload was announced.
+            engine.after_reload(id, Reloaded::default(), Trigger::Timer, true);
+            let registry = lock(&engine.registry);
+            let dirs: Vec<PathBuf> = registry.stores[&id]
+                .points
+                .iter()
+                .map(|(d, _)| d.clone())
+                .collect();
+            assert_eq!(dirs, vec![fake.paths[1].parent().unwrap().to_path_buf()]);
+        });
+    }
+
+    #[test]
+    fn reloads_leave_no_stale_timers_behind() {
+        with_fake(false, |engine, id, _| {
+            let of_store = || {
+                let registry = lock(&engine.registry);
+                registry.timers.iter().filter(|t| t.0.1 == id).count()
+            };
+            let before = of_store();
+            for _ in 0..100 {
+                engine.after_reload(id, Reloaded::default(), Trigger::Watch, true);
+            }
+            let after = of_store();
+            assert_eq!(
+                after, before,
+                "timers left as they were are not pushed again"
+            );
+        });
+    }
+
+    #[test]
+    fn a_panicking_reload_does_not_stop_the_store_reloading() {
+        with_fake(true, |engine, id, fake| {
+            assert_eq!(
+                fake.reloads.load(Ordering::SeqCst),
+                1,
+                "the first reload panicked"
+            );
+            let job = Arc::clone(&lock(&engine.registry).stores[&id].job);
+            engine.dispatch(&job, Trigger::Watch);
+            for _ in 0..15_000 {
+                if fake.reloads.load(Ordering::SeqCst) > 1 {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            assert_eq!(fake.reloads.load(Ordering::SeqCst), 2);
+        });
     }
 }
