@@ -62,6 +62,19 @@ func newTelemetry(set component.TelemetrySettings, id component.ID, stores []*ce
 				attribute.String("certstore.certificate.serial", fmt.Sprintf("%x", c.SerialNumber)))
 		}
 	}
+	// flag observes a 0/1 gauge per store: 1 while pick holds for its status.
+	flag := func(pick func(certstore.Status) bool) metric.Int64Callback {
+		return func(_ context.Context, o metric.Int64Observer) error {
+			each(func(store *certstore.Store, attrs ...attribute.KeyValue) {
+				var v int64
+				if pick(store.Status()) {
+					v = 1
+				}
+				o.Observe(v, metric.WithAttributes(attrs...))
+			})
+			return nil
+		}
+	}
 	errs := []error{
 		tb.RegisterCertstoreCertificateTimeLeftCallback(func(_ context.Context, o metric.Float64Observer) error {
 			now := time.Now()
@@ -86,16 +99,7 @@ func newTelemetry(set component.TelemetrySettings, id component.ID, stores []*ce
 			})
 			return nil
 		}),
-		tb.RegisterCertstoreDiskDivergentCallback(func(_ context.Context, o metric.Int64Observer) error {
-			each(func(store *certstore.Store, attrs ...attribute.KeyValue) {
-				var v int64
-				if store.Status().DiskDiffers {
-					v = 1
-				}
-				o.Observe(v, metric.WithAttributes(attrs...))
-			})
-			return nil
-		}),
+		tb.RegisterCertstoreDiskDivergentCallback(flag(func(st certstore.Status) bool { return st.DiskDiffers })),
 		tb.RegisterCertstoreDiskDivergentDurationCallback(func(_ context.Context, o metric.Float64Observer) error {
 			each(func(store *certstore.Store, attrs ...attribute.KeyValue) {
 				var d time.Duration
@@ -112,16 +116,7 @@ func newTelemetry(set component.TelemetrySettings, id component.ID, stores []*ce
 			})
 			return nil
 		}),
-		tb.RegisterCertstoreWatchDegradedCallback(func(_ context.Context, o metric.Int64Observer) error {
-			each(func(store *certstore.Store, attrs ...attribute.KeyValue) {
-				var v int64
-				if store.Status().WatchDegraded {
-					v = 1
-				}
-				o.Observe(v, metric.WithAttributes(attrs...))
-			})
-			return nil
-		}),
+		tb.RegisterCertstoreWatchDegradedCallback(flag(func(st certstore.Status) bool { return st.WatchDegraded })),
 		tb.RegisterCertstoreReloadsCallback(func(_ context.Context, o metric.Int64Observer) error {
 			each(func(store *certstore.Store, attrs ...attribute.KeyValue) {
 				st := store.Status()

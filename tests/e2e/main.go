@@ -274,18 +274,7 @@ exporters:
     sampling_thereafter: 1000
 service:
   extensions: [certstore/server]
-  telemetry:
-    logs:
-      level: info
-    metrics:
-      level: detailed
-      readers:
-        - pull:
-            exporter:
-              prometheus:
-                host: 127.0.0.1
-                port: {{.MetricsPort}}
-  pipelines:
+` + serviceTelemetry + `  pipelines:
     traces:
       receivers: [otlp]
       exporters: [debug]
@@ -314,7 +303,15 @@ exporters:
       enabled: false
 service:
   extensions: [certstore/client]
-  telemetry:
+` + serviceTelemetry + `  pipelines:
+    traces:
+      receivers: [otlp]
+      exporters: [otlp]
+`
+
+// serviceTelemetry is the service.telemetry block of every e2e collector config: info logs and
+// the Prometheus endpoint the checks scrape, at {{.MetricsPort}}.
+const serviceTelemetry = `  telemetry:
     logs:
       level: info
     metrics:
@@ -325,10 +322,6 @@ service:
               prometheus:
                 host: 127.0.0.1
                 port: {{.MetricsPort}}
-  pipelines:
-    traces:
-      receivers: [otlp]
-      exporters: [otlp]
 `
 
 func render(tmpl string, data any) string {

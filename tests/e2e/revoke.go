@@ -46,18 +46,7 @@ exporters:
     sampling_thereafter: 1000
 service:
   extensions: [certstore/revoke]
-  telemetry:
-    logs:
-      level: info
-    metrics:
-      level: detailed
-      readers:
-        - pull:
-            exporter:
-              prometheus:
-                host: 127.0.0.1
-                port: {{.MetricsPort}}
-  pipelines:
+` + serviceTelemetry + `  pipelines:
     traces:
       receivers: [otlp]
       exporters: [debug]

@@ -45,18 +45,7 @@ exporters:
     verbosity: basic
 service:
   extensions: [certstore/sni]
-  telemetry:
-    logs:
-      level: info
-    metrics:
-      level: detailed
-      readers:
-        - pull:
-            exporter:
-              prometheus:
-                host: 127.0.0.1
-                port: {{.MetricsPort}}
-  pipelines:
+` + serviceTelemetry + `  pipelines:
     traces:
       receivers: [otlp]
       exporters: [debug]
